@@ -1,0 +1,128 @@
+//! [`InboundMessage`]: what a user wrote to us over WhatsApp, and the [`Command`] it may carry.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{InboundId, PhoneNumber, Topic};
+
+/// A keyword command in an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Command {
+    /// Opt in again (`START`, `YES`, `UNSTOP`).
+    Start,
+    /// Opt out of everything (`STOP`, `STOPALL`, `UNSUBSCRIBE`, `CANCEL`, `END`, `QUIT`).
+    Stop,
+    /// Follow a topic (`SUBSCRIBE DANCE`).
+    Subscribe,
+    /// Stop following a topic (`UNSUBSCRIBE DANCE`).
+    Unsubscribe,
+    /// Ask what the commands are (`HELP`, `INFO`).
+    Help,
+}
+
+/// A command with its topic, when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedCommand {
+    /// Which command.
+    pub command: Command,
+    /// The topic of `SUBSCRIBE`/`UNSUBSCRIBE`.
+    pub topic: Option<Topic>,
+}
+
+impl Command {
+    /// Reads a command from a message body; `None` when the body is conversation. Keywords are
+    /// case-insensitive and must be the whole message (`stop` is a command, `please stop` is
+    /// conversation), as with Twilio's own opt-out handling.
+    pub fn parse(body: &str) -> Option<ParsedCommand> {
+        let mut words = body.split_whitespace();
+        let keyword = words.next()?.trim_matches(|c: char| !c.is_alphanumeric());
+        let keyword = keyword.to_ascii_uppercase();
+        let argument = words.next();
+        if words.next().is_some() {
+            return None;
+        }
+        let bare = |command| {
+            argument.is_none().then_some(ParsedCommand {
+                command,
+                topic: None,
+            })
+        };
+        match (keyword.as_str(), argument) {
+            ("SUBSCRIBE", Some(topic)) => Some(ParsedCommand {
+                command: Command::Subscribe,
+                topic: Some(Topic::parse(topic).ok()?),
+            }),
+            ("UNSUBSCRIBE", Some(topic)) => Some(ParsedCommand {
+                command: Command::Unsubscribe,
+                topic: Some(Topic::parse(topic).ok()?),
+            }),
+            ("START" | "YES" | "UNSTOP" | "SUBSCRIBE", _) => bare(Command::Start),
+            ("STOP" | "STOPALL" | "UNSUBSCRIBE" | "CANCEL" | "END" | "QUIT", _) => {
+                bare(Command::Stop)
+            }
+            ("HELP" | "INFO", _) => bare(Command::Help),
+            _ => None,
+        }
+    }
+}
+
+/// A message a user sent us, as received by the inbound webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundMessage {
+    /// Its id.
+    pub id: InboundId,
+    /// Twilio's `MessageSid`; the same SID is stored once, whatever Twilio repeats.
+    pub message_sid: String,
+    /// The sender.
+    pub from: PhoneNumber,
+    /// The sender's WhatsApp id (`WaId`).
+    pub wa_id: Option<String>,
+    /// What they wrote.
+    pub body: String,
+    /// The command the body carries, if any.
+    pub command: Option<Command>,
+    /// The topic of a `SUBSCRIBE`/`UNSUBSCRIBE` command.
+    pub topic: Option<Topic>,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// The webhook's form fields exactly as received.
+    pub raw: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Option<(Command, Option<String>)> {
+        Command::parse(body).map(|p| (p.command, p.topic.map(|t| t.to_string())))
+    }
+
+    #[test]
+    fn reads_commands_case_insensitively() {
+        assert_eq!(parse(" stop "), Some((Command::Stop, None)));
+        assert_eq!(parse("Start"), Some((Command::Start, None)));
+        assert_eq!(parse("help"), Some((Command::Help, None)));
+        assert_eq!(
+            parse("subscribe dance"),
+            Some((Command::Subscribe, Some("DANCE".into())))
+        );
+        assert_eq!(
+            parse("UNSUBSCRIBE Dance"),
+            Some((Command::Unsubscribe, Some("DANCE".into())))
+        );
+        assert_eq!(parse("UNSUBSCRIBE"), Some((Command::Stop, None)));
+        assert_eq!(parse("STOP."), Some((Command::Stop, None)));
+    }
+
+    #[test]
+    fn conversation_is_not_a_command() {
+        assert_eq!(parse("please stop sending"), None);
+        assert_eq!(parse("stop it"), None);
+        assert_eq!(parse("hello"), None);
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("subscribe to dance"), None);
+    }
+}

@@ -1,0 +1,232 @@
+//! [`Message`]: one outbound WhatsApp message and its status state machine.
+//!
+//! ```text
+//! pending ─┬─► queued ─► sending ─► sent ─► delivered ─► read
+//!          ├─► deferred ─► queued        └─► failed | undelivered
+//!          └─► skipped | failed
+//! ```
+//! Only forward moves are legal; `read`, `failed`, `undelivered` and `skipped` are terminal.
+//! A late provider status that would move a message backwards (a `sent` after `read`) is kept as
+//! a receipt but never changes the message.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{AuditDecision, CampaignId, MessageId, PhoneNumber, RunId};
+
+/// Where an outbound message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    /// In the outbox, no decision yet.
+    Pending,
+    /// Cleared by every policy; waiting for a sender.
+    Queued,
+    /// Handed to the provider; the outcome is not known yet.
+    Sending,
+    /// The provider accepted it (it has a provider SID) or reports it sent.
+    Sent,
+    /// Reached the recipient's phone.
+    Delivered,
+    /// The recipient read it.
+    Read,
+    /// The provider refused it or it could not be sent (see the error code).
+    Failed,
+    /// The provider could not deliver it.
+    Undelivered,
+    /// A policy decided not to send it (see the decisions).
+    Skipped,
+    /// A policy postponed it (quiet hours, daily limit); it will be queued later.
+    Deferred,
+}
+
+/// A move the state machine does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a message cannot go from {from:?} to {to:?}")]
+pub struct IllegalTransition {
+    /// The current status.
+    pub from: MessageStatus,
+    /// The refused status.
+    pub to: MessageStatus,
+}
+
+impl MessageStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [MessageStatus; 10] = [
+        Self::Pending,
+        Self::Deferred,
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Delivered,
+        Self::Read,
+        Self::Failed,
+        Self::Undelivered,
+        Self::Skipped,
+    ];
+
+    /// Whether the message can move from `self` to `next`.
+    pub fn can_become(self, next: MessageStatus) -> bool {
+        use MessageStatus::*;
+        match self {
+            Pending => matches!(next, Queued | Deferred | Skipped | Failed),
+            Deferred => matches!(next, Queued | Deferred | Skipped | Failed),
+            Queued => matches!(next, Sending | Deferred | Skipped | Failed),
+            // A transient provider error puts the message back in the queue for a retry; a
+            // status callback can overtake the provider's answer, hence the later states.
+            Sending => matches!(
+                next,
+                Queued | Sent | Delivered | Read | Failed | Undelivered
+            ),
+            Sent => matches!(next, Delivered | Read | Failed | Undelivered),
+            Delivered => matches!(next, Read),
+            Read | Failed | Undelivered | Skipped => false,
+        }
+    }
+
+    /// The status after moving to `next`, or why that is not allowed.
+    pub fn become_(self, next: MessageStatus) -> Result<MessageStatus, IllegalTransition> {
+        if self.can_become(next) {
+            Ok(next)
+        } else {
+            Err(IllegalTransition {
+                from: self,
+                to: next,
+            })
+        }
+    }
+
+    /// No move leaves a terminal status.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Read | Self::Failed | Self::Undelivered | Self::Skipped
+        )
+    }
+
+    /// The lower-case name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        use MessageStatus::*;
+        match self {
+            Pending => "pending",
+            Queued => "queued",
+            Sending => "sending",
+            Sent => "sent",
+            Delivered => "delivered",
+            Read => "read",
+            Failed => "failed",
+            Undelivered => "undelivered",
+            Skipped => "skipped",
+            Deferred => "deferred",
+        }
+    }
+
+    /// Parses the lower-case name.
+    pub fn parse(name: &str) -> Option<MessageStatus> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Maps a Twilio `MessageStatus` (`queued`, `sent`, `delivered`, `read`, `failed`,
+    /// `undelivered`…) onto ours; `None` for statuses that say nothing about delivery
+    /// (`receiving`, `received`).
+    pub fn from_twilio(status: &str) -> Option<MessageStatus> {
+        use MessageStatus::*;
+        match status.trim().to_ascii_lowercase().as_str() {
+            "accepted" | "scheduled" | "queued" => Some(Queued),
+            "sending" => Some(Sending),
+            "sent" => Some(Sent),
+            "delivered" => Some(Delivered),
+            "read" => Some(Read),
+            "failed" | "canceled" => Some(Failed),
+            "undelivered" => Some(Undelivered),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change of a message's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// The new status.
+    pub status: MessageStatus,
+    /// When it changed.
+    pub at: DateTime<Utc>,
+}
+
+/// An outbound message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Its id.
+    pub id: MessageId,
+    /// The campaign it belongs to; `None` for one-off replies.
+    pub campaign_id: Option<CampaignId>,
+    /// The campaign run it belongs to.
+    pub run_id: Option<RunId>,
+    /// The recipient.
+    pub user: PhoneNumber,
+    /// The text as rendered for this recipient.
+    pub body: String,
+    /// Where it is.
+    pub status: MessageStatus,
+    /// Twilio's `MessageSid` once the provider accepted it.
+    pub provider_sid: Option<String>,
+    /// The provider's error code when it failed (`21211`, `63016`…).
+    pub error_code: Option<String>,
+    /// How many send attempts were made.
+    pub attempts: u32,
+    /// Every status change, oldest first.
+    pub history: Vec<StatusChange>,
+    /// Every policy decision taken about it, oldest first.
+    pub decisions: Vec<AuditDecision>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageStatus::*;
+    use super::*;
+
+    #[test]
+    fn the_happy_path_is_legal() {
+        let mut status = Pending;
+        for next in [Queued, Sending, Sent, Delivered, Read] {
+            status = status.become_(next).unwrap();
+        }
+        assert_eq!(status, Read);
+    }
+
+    #[test]
+    fn status_never_moves_backwards() {
+        assert!(Read.become_(Sent).is_err());
+        assert!(Delivered.become_(Sent).is_err());
+        assert!(Sent.become_(Queued).is_err());
+        assert!(Sent.become_(Sending).is_err());
+    }
+
+    #[test]
+    fn terminal_states_accept_nothing() {
+        for from in MessageStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            for to in MessageStatus::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_twilio_statuses_map() {
+        for status in MessageStatus::ALL {
+            assert_eq!(MessageStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(MessageStatus::from_twilio("DELIVERED"), Some(Delivered));
+        assert_eq!(MessageStatus::from_twilio("received"), None);
+    }
+}

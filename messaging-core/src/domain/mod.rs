@@ -1,0 +1,67 @@
+//! The domain vocabulary. Every type here is valid by construction: text from outside is
+//! parsed into these types once, at the edge, and trusted everywhere after.
+
+mod audit;
+mod campaign;
+mod consent;
+mod event;
+mod id;
+mod inbound;
+mod message;
+mod phone;
+mod receipt;
+mod segment;
+mod template;
+mod timezone;
+mod topic;
+mod user;
+
+pub use audit::AuditDecision;
+pub use campaign::{
+    Campaign, CampaignCommand, CampaignStatus, CampaignTransitionError, QuietHours, Schedule,
+    Trigger,
+};
+pub use consent::{Consent, ConsentError};
+pub use event::TriggerEvent;
+pub(crate) use event::kind as json_kind;
+pub use id::{CampaignId, EventId, InboundId, MessageId, RunId, SegmentId, TemplateId};
+pub use inbound::{Command, InboundMessage, ParsedCommand};
+pub use message::{IllegalTransition, Message, MessageStatus, StatusChange};
+pub use phone::{PhoneError, PhoneNumber};
+pub use receipt::DeliveryReceipt;
+pub use segment::{Segment, SegmentDraft};
+pub use template::{Channel, Template, TemplateDraft};
+pub use timezone::{TimeZone, TimeZoneError};
+pub use topic::{Topic, TopicError};
+pub use user::{
+    Attributes, Subscription, TopicSummary, UpsertOutcome, User, UserChanges, UserUpsert,
+};
+
+/// A problem with one field of an input record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    /// The field's name (`phone`, `attributes`, `segment_rule`…); empty for the whole record.
+    pub field: String,
+    /// What is wrong, in words a person can act on.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.field, self.reason)
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! [`TimeZone`]: an IANA time zone name such as `Asia/Colombo`.
+
+use std::fmt;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A recipient's IANA time zone; quiet hours are counted in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeZone(Tz);
+
+/// The text is not an IANA time zone name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown time zone {0:?}; expected an IANA name such as Europe/London")]
+pub struct TimeZoneError(pub String);
+
+impl TimeZone {
+    /// Parses an IANA name (`Europe/London`, `UTC`).
+    pub fn parse(input: &str) -> Result<Self, TimeZoneError> {
+        input
+            .trim()
+            .parse::<Tz>()
+            .map(Self)
+            .map_err(|_| TimeZoneError(input.to_owned()))
+    }
+
+    /// The IANA name.
+    pub fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The `chrono-tz` zone, for date arithmetic.
+    pub fn tz(&self) -> Tz {
+        self.0
+    }
+}
+
+impl fmt::Display for TimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for TimeZone {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_iana_names_only() {
+        assert_eq!(
+            TimeZone::parse("Asia/Colombo").unwrap().name(),
+            "Asia/Colombo"
+        );
+        assert!(TimeZone::parse("Mars/Olympus").is_err());
+    }
+}

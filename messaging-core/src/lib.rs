@@ -1,0 +1,37 @@
+//! # messaging-core
+//!
+//! The engine of the WhatsApp messaging platform. Everything a front end (the HTTP server, the
+//! desktop app, your own program) needs lives here, behind one entry point: [`Engine`].
+//!
+//! The crate is organised as ports and adapters:
+//!
+//! - [`domain`]: the vocabulary (phone numbers, users, templates, campaigns, messages…). Values
+//!   are parsed once at the edge and are valid everywhere after that.
+//! - [`ingest`]: streaming import of users (CSV, JSON) and trigger events (JSONL) with a
+//!   data-quality report.
+//! - [`segment`]: the JSON rule language for audiences, parsed into an AST and compiled to
+//!   parameterised SQL.
+//! - [`template`]: message templates (`{{name}}`, `{{attributes.city}}`, `{{event.discount}}`).
+//! - [`store`]: the storage ports ([`store::Store`] and its parts) and the SQLite adapter.
+//! - [`clock`]: the [`Clock`] port, so that time-based behaviour is testable.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use messaging_core::{Engine, ingest::UserFileFormat};
+//! let engine = Engine::open("sqlite://messaging.db").await?;
+//! let file = std::fs::File::open("samples/users.csv")?;
+//! let report = engine.ingest_users(file, UserFileFormat::Csv).await?;
+//! println!("{} inserted, {} invalid", report.inserted, report.invalid);
+//! # Ok(()) }
+//! ```
+
+pub mod clock;
+pub mod domain;
+pub mod engine;
+pub mod ingest;
+pub mod segment;
+pub mod store;
+pub mod template;
+
+pub use clock::{Clock, SystemClock};
+pub use engine::{Engine, EngineError};

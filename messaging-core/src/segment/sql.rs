@@ -1,0 +1,1 @@
+//! Compiles a [`SegmentRule`](super::SegmentRule) into a parameterised SQL predicate.

@@ -1,0 +1,2 @@
+//! Storage ports.
+pub mod sqlite;
