@@ -1,2 +1,246 @@
-//! Storage ports.
+//! The storage ports. The engine talks to storage only through these traits, so the embedded
+//! SQLite adapter ([`sqlite::SqliteStore`]) and a shared PostgreSQL adapter can stand in for
+//! each other without any caller changing.
+//!
+//! Every method is async; adapters over blocking drivers run their work off the async workers.
+//! Every multi-row write is one transaction.
+
 pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Consent, EventId, PhoneNumber, Segment, SegmentId, Subscription, Template, TemplateId, Topic,
+    TopicSummary, TriggerEvent, UpsertOutcome, User, UserUpsert,
+};
+use crate::segment::SegmentRule;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed the operation.
+    #[error("database error: {0}")]
+    Database(String),
+    /// A stored row could not be read back into a domain value.
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    /// The database URL names a backend this build does not support.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    UnsupportedUrl(String),
+    /// A cursor from a client could not be understood.
+    #[error("invalid cursor {0:?}")]
+    InvalidCursor(String),
+    /// The worker running database calls went away (the process is shutting down).
+    #[error("the database worker stopped unexpectedly")]
+    WorkerGone,
+}
+
+/// Which page of a list to read. `cursor` (from a previous page's `next_cursor`) is preferred;
+/// `offset` is accepted for clients that count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// At most this many items (clamped to 1..=1000).
+    pub limit: u32,
+    /// Continue after this cursor.
+    pub cursor: Option<String>,
+    /// Skip this many items (ignored when a cursor is given).
+    pub offset: Option<u64>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            cursor: None,
+            offset: None,
+        }
+    }
+}
+
+impl PageRequest {
+    /// The first page of `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// The limit, clamped to what one page may hold.
+    pub fn clamped_limit(&self) -> u32 {
+        self.limit.clamp(1, 1000)
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Page<T> {
+    /// The items, in the list's order.
+    pub items: Vec<T>,
+    /// Pass this as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Filters for listing users.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserQuery {
+    /// Free text matched against phone, name and attribute values.
+    pub q: Option<String>,
+    /// Only users with this consent state.
+    pub consent: Option<Consent>,
+    /// Only subscribers of this topic.
+    pub topic: Option<Topic>,
+}
+
+/// What recording one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// A new event, stored.
+    Recorded,
+    /// An event with the same external id was already stored; nothing was written.
+    Duplicate,
+}
+
+/// Users and their attributes.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates or merges many users in one transaction: given fields replace stored ones,
+    /// attributes merge key by key, topics are added as subscriptions. Answers one outcome per
+    /// input, in order.
+    async fn upsert_users(
+        &self,
+        batch: Vec<UserUpsert>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UpsertOutcome>, StoreError>;
+
+    /// Replaces one user whole (fields not given are cleared, attributes replaced).
+    async fn replace_user(
+        &self,
+        user: UserUpsert,
+        now: DateTime<Utc>,
+    ) -> Result<UpsertOutcome, StoreError>;
+
+    /// One user, with their topics.
+    async fn get_user(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError>;
+
+    /// Users ordered by phone.
+    async fn list_users(
+        &self,
+        query: &UserQuery,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError>;
+
+    /// Deletes a user and their subscriptions; `false` when there was none.
+    async fn delete_user(&self, phone: &PhoneNumber) -> Result<bool, StoreError>;
+
+    /// How many users are stored.
+    async fn count_users(&self) -> Result<u64, StoreError>;
+}
+
+/// Topic subscriptions.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// Subscribes a stored user; `false` when already subscribed.
+    async fn subscribe(
+        &self,
+        phone: &PhoneNumber,
+        topic: &Topic,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Unsubscribes; `false` when the user was not subscribed.
+    async fn unsubscribe(&self, phone: &PhoneNumber, topic: &Topic) -> Result<bool, StoreError>;
+
+    /// A user's subscriptions, by topic.
+    async fn subscriptions(&self, phone: &PhoneNumber) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Every topic with its number of subscribers, by topic.
+    async fn topics(&self) -> Result<Vec<TopicSummary>, StoreError>;
+}
+
+/// Message templates.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    /// Stores a new template.
+    async fn insert_template(&self, template: &Template) -> Result<(), StoreError>;
+    /// Replaces a stored template; `false` when there was none with its id.
+    async fn update_template(&self, template: &Template) -> Result<bool, StoreError>;
+    /// One template.
+    async fn get_template(&self, id: TemplateId) -> Result<Option<Template>, StoreError>;
+    /// Templates, oldest first, optionally those whose name or content contains `q`.
+    async fn list_templates(
+        &self,
+        q: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<Template>, StoreError>;
+    /// Deletes a template; `false` when there was none.
+    async fn delete_template(&self, id: TemplateId) -> Result<bool, StoreError>;
+}
+
+/// Segments and audience queries.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SegmentStore: Send + Sync {
+    /// Stores a new segment.
+    async fn insert_segment(&self, segment: &Segment) -> Result<(), StoreError>;
+    /// Replaces a stored segment; `false` when there was none with its id.
+    async fn update_segment(&self, segment: &Segment) -> Result<bool, StoreError>;
+    /// One segment.
+    async fn get_segment(&self, id: SegmentId) -> Result<Option<Segment>, StoreError>;
+    /// Segments, oldest first, optionally those whose name contains `q`.
+    async fn list_segments(
+        &self,
+        q: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<Segment>, StoreError>;
+    /// Deletes a segment; `false` when there was none.
+    async fn delete_segment(&self, id: SegmentId) -> Result<bool, StoreError>;
+
+    /// How many users the rule selects (`now` anchors event-history windows).
+    async fn count_audience(
+        &self,
+        rule: &SegmentRule,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// The users the rule selects, ordered by phone.
+    async fn audience(
+        &self,
+        rule: &SegmentRule,
+        now: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError>;
+}
+
+/// Trigger events.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores events in one transaction; an event whose external id is already stored (or
+    /// appears earlier in the batch) is a duplicate and is not stored again.
+    async fn record_events(
+        &self,
+        events: Vec<TriggerEvent>,
+    ) -> Result<Vec<RecordOutcome>, StoreError>;
+
+    /// One event.
+    async fn get_event(&self, id: EventId) -> Result<Option<TriggerEvent>, StoreError>;
+
+    /// The event recorded under a sender's own id.
+    async fn find_event(&self, external_id: &str) -> Result<Option<TriggerEvent>, StoreError>;
+
+    /// Events, newest first.
+    async fn list_events(&self, page: &PageRequest) -> Result<Page<TriggerEvent>, StoreError>;
+}
+
+/// Everything the engine stores. Implemented automatically for any type with all the parts.
+pub trait Store: UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore {}
+
+impl<T> Store for T where
+    T: UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore
+{
+}

@@ -1,6 +1,0 @@
-//! The engine.
-/// The engine.
-pub struct Engine;
-/// Engine errors.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {}

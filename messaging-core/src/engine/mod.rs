@@ -1,0 +1,95 @@
+//! [`Engine`]: the one way into the core. Front ends hold an `Arc<Engine>` and call its
+//! methods; everything behind it (store, clock, parsing, rendering) stays inside the crate.
+
+mod catalog;
+mod people;
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::domain::FieldError;
+use crate::ingest::IngestError;
+use crate::segment::SegmentError;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+use crate::template::TemplateError;
+
+pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
+
+/// The messaging engine.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+/// Why an engine call failed. Front ends map each kind to their own way of saying it (an
+/// HTTP status code, a dialog) in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The thing asked for does not exist.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What kind of thing (`user`, `template`…).
+        kind: &'static str,
+        /// The id or key that was asked for.
+        id: String,
+    },
+    /// The request is well-formed but a field's value is not acceptable.
+    #[error("invalid {}", list_fields(.0))]
+    Invalid(Vec<FieldError>),
+    /// A template does not compile.
+    #[error("invalid template: {0}")]
+    Template(#[from] TemplateError),
+    /// A segment definition is not valid.
+    #[error("invalid segment rule: {0}")]
+    Segment(#[from] SegmentError),
+    /// An ingestion could not go on.
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn list_fields(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl EngineError {
+    /// A single invalid field.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, reason)])
+    }
+
+    fn not_found(kind: &'static str, id: impl ToString) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Engine {
+    /// An engine over any store and clock (tests use a fake clock; embedders may bring their
+    /// own store).
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Opens the store a database URL names (`sqlite://PATH`) with the system clock, creating
+    /// and migrating the database as needed.
+    pub async fn open(database_url: &str) -> Result<Self, EngineError> {
+        let store = SqliteStore::open_url(database_url).await?;
+        Ok(Self::new(Arc::new(store), Arc::new(SystemClock)))
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+}

@@ -1,0 +1,128 @@
+//! The ingestion pipeline: a parser on a blocking thread hands batches of parsed records over a
+//! small bounded channel to the writer, which stores each batch in one transaction. The two
+//! run side by side, and the channel's bound keeps memory flat.
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+
+use super::{BATCH_SIZE, IngestError, IngestReport, MAX_LISTED_ERRORS, RowError};
+use crate::domain::FieldError;
+use crate::store::StoreError;
+
+/// What storing one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Inserted,
+    Updated,
+    Duplicate,
+}
+
+/// A parsed record on its way to the store, and whether the parser already saw its key.
+pub(crate) struct Parsed<T> {
+    pub(crate) record: T,
+    pub(crate) repeat: bool,
+}
+
+/// The parser's side: collects records into batches and tallies invalid rows.
+pub(crate) struct Sink<T> {
+    sender: mpsc::Sender<Vec<Parsed<T>>>,
+    batch: Vec<Parsed<T>>,
+    report: IngestReport,
+}
+
+/// The writer has stopped (it failed); the parser should stop too.
+pub(crate) struct WriterStopped;
+
+impl<T> Sink<T> {
+    /// A valid record; `repeat` when its key appeared earlier in the same input.
+    pub(crate) fn valid(&mut self, record: T, repeat: bool) -> Result<(), WriterStopped> {
+        self.report.total += 1;
+        self.batch.push(Parsed { record, repeat });
+        if self.batch.len() >= BATCH_SIZE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// An invalid row and all its problems.
+    pub(crate) fn invalid(&mut self, line: u64, errors: Vec<FieldError>) {
+        self.report.total += 1;
+        self.report.invalid += 1;
+        for error in errors {
+            if self.report.errors.len() < MAX_LISTED_ERRORS {
+                self.report.errors.push(RowError {
+                    line,
+                    field: error.field,
+                    reason: error.reason,
+                });
+            } else {
+                self.report.errors_not_listed += 1;
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), WriterStopped> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
+        self.sender.blocking_send(batch).map_err(|_| WriterStopped)
+    }
+}
+
+/// Runs `parse` on a blocking thread and `write` on the caller's task until the input ends.
+/// `write` answers one [`Outcome`] per record of the batch it is given.
+pub(crate) async fn run<T, P, W, F>(parse: P, mut write: W) -> Result<IngestReport, IngestError>
+where
+    T: Send + 'static,
+    P: FnOnce(&mut Sink<T>) -> Result<(), IngestError> + Send + 'static,
+    W: FnMut(Vec<T>) -> F,
+    F: Future<Output = Result<Vec<Outcome>, StoreError>>,
+{
+    let (sender, mut receiver) = mpsc::channel::<Vec<Parsed<T>>>(2);
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut sink = Sink {
+            sender,
+            batch: Vec::with_capacity(BATCH_SIZE),
+            report: IngestReport::default(),
+        };
+        let parsed = parse(&mut sink);
+        // A flush can only fail if the writer stopped; its error is the one to report.
+        let _ = sink.flush();
+        parsed.map(|()| sink.report)
+    });
+
+    let mut written = IngestReport::default();
+    let mut write_error = None;
+    while let Some(batch) = receiver.recv().await {
+        let repeats: Vec<bool> = batch.iter().map(|p| p.repeat).collect();
+        let records = batch.into_iter().map(|p| p.record).collect();
+        match write(records).await {
+            Ok(outcomes) => {
+                for (outcome, repeat) in outcomes.into_iter().zip(repeats) {
+                    match (repeat, outcome) {
+                        (true, _) | (_, Outcome::Duplicate) => written.duplicates += 1,
+                        (false, Outcome::Inserted) => written.inserted += 1,
+                        (false, Outcome::Updated) => written.updated += 1,
+                    }
+                }
+            }
+            Err(error) => {
+                write_error = Some(error);
+                break;
+            }
+        }
+    }
+    // Dropping the receiver unblocks a parser waiting to send.
+    drop(receiver);
+    let parsed = parser.await.map_err(|_| StoreError::WorkerGone)?;
+    if let Some(error) = write_error {
+        return Err(error.into());
+    }
+    let mut report = parsed?;
+    report.inserted = written.inserted;
+    report.updated = written.updated;
+    report.duplicates = written.duplicates;
+    Ok(report)
+}

@@ -1,0 +1,153 @@
+//! Trigger events in SQLite. An event's external id is unique: recording the same id twice
+//! stores it once, which is what makes re-ingesting a file harmless.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::connection::db_error;
+use super::users::{into_page, page_clause};
+use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use crate::domain::{EventId, PhoneNumber, TriggerEvent};
+use crate::store::{EventStore, Page, PageRequest, RecordOutcome, StoreError};
+
+const EVENT_COLUMNS: &str =
+    "id, external_id, name, user_phone, segment_rule, data, occurred_at, received_at";
+
+const INSERT_EVENT: &str = "
+    INSERT INTO events (id, external_id, name, name_key, user_phone, segment_rule, data,
+                        occurred_at, received_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (external_id) DO NOTHING";
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TriggerEvent, StoreError>> {
+    let id: String = row.get(0)?;
+    let external_id: Option<String> = row.get(1)?;
+    let name: String = row.get(2)?;
+    let user: Option<String> = row.get(3)?;
+    let rule: Option<String> = row.get(4)?;
+    let data: String = row.get(5)?;
+    let (occurred_at, received_at): (i64, i64) = (row.get(6)?, row.get(7)?);
+    Ok((|| {
+        Ok(TriggerEvent {
+            id: id.parse().map_err(corrupt)?,
+            external_id,
+            name,
+            user: user
+                .as_deref()
+                .map(PhoneNumber::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            segment_rule: rule
+                .map(|r| serde_json::from_str(&r))
+                .transpose()
+                .map_err(corrupt)?,
+            data: serde_json::from_str(&data).map_err(corrupt)?,
+            occurred_at: from_millis(occurred_at),
+            received_at: from_millis(received_at),
+        })
+    })())
+}
+
+/// The key events are matched on: case and surrounding spaces do not matter.
+pub(crate) fn name_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn record_events(
+        &self,
+        events: Vec<TriggerEvent>,
+    ) -> Result<Vec<RecordOutcome>, StoreError> {
+        let rows = events
+            .into_iter()
+            .map(|e| {
+                let rule = e.segment_rule.as_ref().map(to_json_text).transpose()?;
+                let data = to_json_text(&e.data)?;
+                Ok((e, rule, data))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let mut outcomes = Vec::with_capacity(rows.len());
+                {
+                    let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(db_error)?;
+                    for (event, rule, data) in &rows {
+                        let inserted = insert
+                            .execute(params![
+                                event.id.to_string(),
+                                event.external_id,
+                                event.name,
+                                name_key(&event.name),
+                                event.user.as_ref().map(PhoneNumber::as_str),
+                                rule,
+                                data,
+                                millis(event.occurred_at),
+                                millis(event.received_at),
+                            ])
+                            .map_err(db_error)?;
+                        outcomes.push(if inserted > 0 {
+                            RecordOutcome::Recorded
+                        } else {
+                            RecordOutcome::Duplicate
+                        });
+                    }
+                }
+                tx.commit().map_err(db_error)?;
+                Ok(outcomes)
+            })
+            .await
+    }
+
+    async fn get_event(&self, id: EventId) -> Result<Option<TriggerEvent>, StoreError> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"))
+                    .and_then(|mut s| s.query_row([id.to_string()], event_from_row).optional())
+                    .map_err(db_error)?
+                    .transpose()
+            })
+            .await
+    }
+
+    async fn find_event(&self, external_id: &str) -> Result<Option<TriggerEvent>, StoreError> {
+        let external_id = external_id.to_owned();
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE external_id = ?"
+                ))
+                .and_then(|mut s| s.query_row([external_id], event_from_row).optional())
+                .map_err(db_error)?
+                .transpose()
+            })
+            .await
+    }
+
+    async fn list_events(&self, page: &PageRequest) -> Result<Page<TriggerEvent>, StoreError> {
+        let page = page.clone();
+        self.db
+            .read(move |conn| {
+                // Newest first; the cursor is the id (time-ordered) of the last event seen.
+                let mut params = Vec::new();
+                let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events");
+                if let Some(cursor) = &page.cursor {
+                    sql.push_str(" WHERE id < ?");
+                    params.push(rusqlite::types::Value::Text(cursor.clone()));
+                }
+                sql.push_str(" ORDER BY id DESC");
+                sql.push_str(&page_clause(&page, &mut params));
+                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+                let events = stmt
+                    .query_map(rusqlite::params_from_iter(params), event_from_row)
+                    .map_err(db_error)?
+                    .map(|row| row.map_err(db_error).and_then(|e| e))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(into_page(events, page.clamped_limit(), |e| {
+                    e.id.to_string()
+                }))
+            })
+            .await
+    }
+}

@@ -1,0 +1,118 @@
+//! Versioned schema migrations, kept in code. `PRAGMA user_version` records how many have been
+//! applied; each pending one runs in its own transaction, so a failed upgrade changes nothing.
+
+use rusqlite::Connection;
+
+use super::connection::db_error;
+use crate::store::StoreError;
+
+/// Every migration, in order. Never edit one that has shipped: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, subscriptions, templates, segments, events.
+    r#"
+    CREATE TABLE users (
+        phone           TEXT PRIMARY KEY NOT NULL,
+        name            TEXT,
+        wa_id           TEXT,
+        consent_state   TEXT NOT NULL CHECK (consent_state IN ('OPT_IN', 'OPT_OUT')),
+        attributes      TEXT NOT NULL DEFAULT '{}',
+        timezone        TEXT,
+        locale          TEXT,
+        last_inbound_at INTEGER,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL,
+        revision        INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+
+    CREATE TABLE subscriptions (
+        phone      TEXT NOT NULL REFERENCES users (phone) ON DELETE CASCADE,
+        topic      TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (phone, topic)
+    ) WITHOUT ROWID;
+    CREATE INDEX subscriptions_by_topic ON subscriptions (topic, phone);
+
+    CREATE TABLE templates (
+        id                TEXT PRIMARY KEY NOT NULL,
+        name              TEXT NOT NULL,
+        content           TEXT NOT NULL,
+        channel           TEXT NOT NULL,
+        locale            TEXT,
+        content_sid       TEXT,
+        content_variables TEXT,
+        placeholders      TEXT NOT NULL,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL
+    );
+
+    CREATE TABLE segments (
+        id         TEXT PRIMARY KEY NOT NULL,
+        name       TEXT NOT NULL,
+        rule       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE events (
+        id           TEXT PRIMARY KEY NOT NULL,
+        external_id  TEXT UNIQUE,
+        name         TEXT NOT NULL,
+        name_key     TEXT NOT NULL,
+        user_phone   TEXT,
+        segment_rule TEXT,
+        data         TEXT NOT NULL,
+        occurred_at  INTEGER NOT NULL,
+        received_at  INTEGER NOT NULL
+    );
+    CREATE INDEX events_by_user ON events (user_phone, name_key, occurred_at);
+    CREATE INDEX events_by_time ON events (received_at, id);
+    "#,
+];
+
+/// How many migrations this build knows.
+pub(crate) const LATEST: usize = MIGRATIONS.len();
+
+/// Applies every migration the database has not seen yet.
+pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: usize = conn
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(db_error)? as usize;
+    if applied > LATEST {
+        return Err(StoreError::Database(format!(
+            "the database is at schema version {applied}, newer than this build's {LATEST}; \
+             upgrade the program"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction().map_err(db_error)?;
+        tx.execute_batch(sql).map_err(db_error)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        tracing::info!(version = index + 1, "applied database migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_are_idempotent() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        apply(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version as usize, LATEST);
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        assert!(apply(&mut conn).is_err());
+    }
+}

@@ -1,0 +1,409 @@
+//! Users and subscriptions in SQLite.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
+
+use super::connection::db_error;
+use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use crate::domain::{
+    Consent, PhoneNumber, Subscription, TimeZone, Topic, TopicSummary, UpsertOutcome, User,
+    UserUpsert,
+};
+use crate::store::{Page, PageRequest, StoreError, SubscriptionStore, UserQuery, UserStore};
+
+const UPSERT_USER: &str = "
+    INSERT INTO users (phone, name, wa_id, consent_state, attributes, timezone, locale,
+                       created_at, updated_at, revision)
+    VALUES (?1, ?2, ?3, COALESCE(?4, 'OPT_IN'), ?5, ?6, ?7, ?8, ?8, 0)
+    ON CONFLICT (phone) DO UPDATE SET
+        name          = COALESCE(?2, name),
+        wa_id         = COALESCE(?3, wa_id),
+        consent_state = COALESCE(?4, consent_state),
+        attributes    = CASE WHEN ?5 = '{}' THEN attributes ELSE json_patch(attributes, ?5) END,
+        timezone      = COALESCE(?6, timezone),
+        locale        = COALESCE(?7, locale),
+        updated_at    = ?8,
+        revision      = revision + 1
+    RETURNING revision";
+
+const REPLACE_USER: &str = "
+    INSERT INTO users (phone, name, wa_id, consent_state, attributes, timezone, locale,
+                       created_at, updated_at, revision)
+    VALUES (?1, ?2, ?3, COALESCE(?4, 'OPT_IN'), ?5, ?6, ?7, ?8, ?8, 0)
+    ON CONFLICT (phone) DO UPDATE SET
+        name = ?2, wa_id = ?3, consent_state = COALESCE(?4, 'OPT_IN'), attributes = ?5,
+        timezone = ?6, locale = ?7, updated_at = ?8, revision = revision + 1
+    RETURNING revision";
+
+const SUBSCRIBE: &str = "
+    INSERT INTO subscriptions (phone, topic, created_at) VALUES (?1, ?2, ?3)
+    ON CONFLICT (phone, topic) DO NOTHING";
+
+/// The columns every user query selects, in the order [`user_from_row`] reads them.
+pub(super) const USER_COLUMNS: &str = "u.phone, u.name, u.wa_id, u.consent_state, u.attributes, \
+     u.timezone, u.locale, u.last_inbound_at, u.created_at, u.updated_at";
+
+/// Writes one user with `sql` (merge or replace) and their topics; answers what it did.
+fn write_user(
+    conn: &Connection,
+    sql: &str,
+    user: &UserUpsert,
+    now: i64,
+) -> Result<UpsertOutcome, StoreError> {
+    let changes = &user.changes;
+    let attributes = to_json_text(&changes.attributes)?;
+    let revision: i64 = conn
+        .prepare_cached(sql)
+        .map_err(db_error)?
+        .query_row(
+            params![
+                user.phone.as_str(),
+                changes.name,
+                changes.wa_id,
+                changes.consent_state.map(Consent::as_str),
+                attributes,
+                changes.timezone.map(|tz| tz.name()),
+                changes.locale,
+                now,
+            ],
+            |row| row.get(0),
+        )
+        .map_err(db_error)?;
+    if !changes.topics.is_empty() {
+        let mut subscribe = conn.prepare_cached(SUBSCRIBE).map_err(db_error)?;
+        for topic in &changes.topics {
+            subscribe
+                .execute(params![user.phone.as_str(), topic.as_str(), now])
+                .map_err(db_error)?;
+        }
+    }
+    Ok(if revision == 0 {
+        UpsertOutcome::Inserted
+    } else {
+        UpsertOutcome::Updated
+    })
+}
+
+/// Reads a user row selected with [`USER_COLUMNS`] (topics are filled in separately).
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<Result<User, StoreError>> {
+    let phone: String = row.get(0)?;
+    let consent: String = row.get(3)?;
+    let attributes: String = row.get(4)?;
+    let timezone: Option<String> = row.get(5)?;
+    let last_inbound_at: Option<i64> = row.get(7)?;
+    let name = row.get(1)?;
+    let wa_id = row.get(2)?;
+    let locale = row.get(6)?;
+    let created_at: i64 = row.get(8)?;
+    let updated_at: i64 = row.get(9)?;
+    Ok((|| {
+        Ok(User {
+            phone: PhoneNumber::parse(&phone).map_err(corrupt)?,
+            name,
+            wa_id,
+            consent_state: Consent::parse(&consent).map_err(corrupt)?,
+            attributes: serde_json::from_str(&attributes).map_err(corrupt)?,
+            timezone: timezone
+                .as_deref()
+                .map(TimeZone::parse)
+                .transpose()
+                .map_err(corrupt)?,
+            locale,
+            topics: Vec::new(),
+            last_inbound_at: last_inbound_at.map(from_millis),
+            created_at: from_millis(created_at),
+            updated_at: from_millis(updated_at),
+        })
+    })())
+}
+
+/// Runs a user query and fills in each user's topics.
+pub(super) fn query_users(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<SqlValue>,
+) -> Result<Vec<User>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
+    let mut users = stmt
+        .query_map(params_from_iter(params), user_from_row)
+        .map_err(db_error)?
+        .map(|row| row.map_err(db_error).and_then(|user| user))
+        .collect::<Result<Vec<_>, _>>()?;
+    attach_topics(conn, &mut users)?;
+    Ok(users)
+}
+
+fn attach_topics(conn: &Connection, users: &mut [User]) -> Result<(), StoreError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; users.len()].join(",");
+    let sql = format!(
+        "SELECT phone, topic FROM subscriptions WHERE phone IN ({marks}) ORDER BY phone, topic"
+    );
+    let mut stmt = conn.prepare(&sql).map_err(db_error)?;
+    let phones = users.iter().map(|u| u.phone.as_str());
+    let mut topics: HashMap<String, Vec<Topic>> = HashMap::new();
+    let rows = stmt
+        .query_map(params_from_iter(phones), |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .map_err(db_error)?;
+    for row in rows {
+        let (phone, topic) = row.map_err(db_error)?;
+        topics
+            .entry(phone)
+            .or_default()
+            .push(Topic::parse(&topic).map_err(corrupt)?);
+    }
+    for user in users {
+        user.topics = topics.remove(user.phone.as_str()).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// Turns a page of items ordered by a key into a [`Page`], using the one extra row fetched
+/// to know whether another page follows.
+pub(super) fn into_page<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+) -> Page<T> {
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(cursor_of)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+/// Appends `LIMIT`/`OFFSET` for a page (one extra row to detect a following page).
+pub(super) fn page_clause(page: &PageRequest, params: &mut Vec<SqlValue>) -> String {
+    params.push(SqlValue::Integer(i64::from(page.clamped_limit()) + 1));
+    match (page.cursor.is_none(), page.offset) {
+        (true, Some(offset)) => {
+            params.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
+            " LIMIT ? OFFSET ?".into()
+        }
+        _ => " LIMIT ?".into(),
+    }
+}
+
+/// `%text%` for LIKE, with LIKE's own wildcards escaped (use with `ESCAPE '\'`).
+pub(super) fn like_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn upsert_users(
+        &self,
+        batch: Vec<UserUpsert>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UpsertOutcome>, StoreError> {
+        let now = millis(now);
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let outcomes = batch
+                    .iter()
+                    .map(|user| write_user(&tx, UPSERT_USER, user, now))
+                    .collect::<Result<Vec<_>, _>>()?;
+                tx.commit().map_err(db_error)?;
+                Ok(outcomes)
+            })
+            .await
+    }
+
+    async fn replace_user(
+        &self,
+        user: UserUpsert,
+        now: DateTime<Utc>,
+    ) -> Result<UpsertOutcome, StoreError> {
+        let now = millis(now);
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let outcome = write_user(&tx, REPLACE_USER, &user, now)?;
+                tx.commit().map_err(db_error)?;
+                Ok(outcome)
+            })
+            .await
+    }
+
+    async fn get_user(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
+        let phone = phone.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.phone = ?");
+                let users = query_users(conn, &sql, vec![SqlValue::Text(phone)])?;
+                Ok(users.into_iter().next())
+            })
+            .await
+    }
+
+    async fn list_users(
+        &self,
+        query: &UserQuery,
+        page: &PageRequest,
+    ) -> Result<Page<User>, StoreError> {
+        let query = query.clone();
+        let page = page.clone();
+        self.db
+            .read(move |conn| {
+                let mut conditions = Vec::new();
+                let mut params = Vec::new();
+                if let Some(cursor) = &page.cursor {
+                    conditions.push("u.phone > ?");
+                    params.push(SqlValue::Text(cursor.clone()));
+                }
+                if let Some(consent) = query.consent {
+                    conditions.push("u.consent_state = ?");
+                    params.push(SqlValue::Text(consent.as_str().into()));
+                }
+                if let Some(topic) = &query.topic {
+                    conditions.push(
+                        "EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.topic = ?)",
+                    );
+                    params.push(SqlValue::Text(topic.as_str().into()));
+                }
+                if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+                    conditions.push(
+                        "(u.phone LIKE ? ESCAPE '\\' OR u.name LIKE ? ESCAPE '\\' \
+                         OR u.attributes LIKE ? ESCAPE '\\')",
+                    );
+                    let pattern = like_pattern(q);
+                    params.extend((0..3).map(|_| SqlValue::Text(pattern.clone())));
+                }
+                let mut sql = format!("SELECT {USER_COLUMNS} FROM users u");
+                if !conditions.is_empty() {
+                    sql.push_str(" WHERE ");
+                    sql.push_str(&conditions.join(" AND "));
+                }
+                sql.push_str(" ORDER BY u.phone");
+                let limit = page.clamped_limit();
+                sql.push_str(&page_clause(&page, &mut params));
+                let users = query_users(conn, &sql, params)?;
+                Ok(into_page(users, limit, |u| u.phone.to_string()))
+            })
+            .await
+    }
+
+    async fn delete_user(&self, phone: &PhoneNumber) -> Result<bool, StoreError> {
+        let phone = phone.as_str().to_owned();
+        self.db
+            .write(move |conn| {
+                let deleted = conn
+                    .execute("DELETE FROM users WHERE phone = ?", [phone])
+                    .map_err(db_error)?;
+                Ok(deleted > 0)
+            })
+            .await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get::<_, i64>(0))
+                    .map(|n| n as u64)
+                    .map_err(db_error)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
+    async fn subscribe(
+        &self,
+        phone: &PhoneNumber,
+        topic: &Topic,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (phone, topic, now) = (phone.to_string(), topic.to_string(), millis(now));
+        self.db
+            .write(move |conn| {
+                let added = conn
+                    .prepare_cached(SUBSCRIBE)
+                    .and_then(|mut s| s.execute(params![phone, topic, now]))
+                    .map_err(db_error)?;
+                Ok(added > 0)
+            })
+            .await
+    }
+
+    async fn unsubscribe(&self, phone: &PhoneNumber, topic: &Topic) -> Result<bool, StoreError> {
+        let (phone, topic) = (phone.to_string(), topic.to_string());
+        self.db
+            .write(move |conn| {
+                let removed = conn
+                    .execute(
+                        "DELETE FROM subscriptions WHERE phone = ? AND topic = ?",
+                        params![phone, topic],
+                    )
+                    .map_err(db_error)?;
+                Ok(removed > 0)
+            })
+            .await
+    }
+
+    async fn subscriptions(&self, phone: &PhoneNumber) -> Result<Vec<Subscription>, StoreError> {
+        let phone = phone.clone();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT topic, created_at FROM subscriptions WHERE phone = ? ORDER BY topic",
+                    )
+                    .map_err(db_error)?;
+                let rows = stmt
+                    .query_map([phone.as_str()], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .map_err(db_error)?;
+                rows.map(|row| {
+                    let (topic, at) = row.map_err(db_error)?;
+                    Ok(Subscription {
+                        phone: phone.clone(),
+                        topic: Topic::parse(&topic).map_err(corrupt)?,
+                        subscribed_at: from_millis(at),
+                    })
+                })
+                .collect()
+            })
+            .await
+    }
+
+    async fn topics(&self) -> Result<Vec<TopicSummary>, StoreError> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT topic, COUNT(*) FROM subscriptions GROUP BY topic ORDER BY topic",
+                    )
+                    .map_err(db_error)?;
+                let rows = stmt
+                    .query_map([], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                    })
+                    .map_err(db_error)?;
+                rows.map(|row| {
+                    let (topic, count) = row.map_err(db_error)?;
+                    Ok(TopicSummary {
+                        topic: Topic::parse(&topic).map_err(corrupt)?,
+                        subscribers: count as u64,
+                    })
+                })
+                .collect()
+            })
+            .await
+    }
+}

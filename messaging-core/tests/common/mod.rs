@@ -1,0 +1,44 @@
+//! Shared helpers for the integration tests: a real engine on a fresh SQLite file.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use messaging_core::Engine;
+use messaging_core::clock::ManualClock;
+use messaging_core::store::sqlite::SqliteStore;
+use tempfile::TempDir;
+
+/// An engine on its own temporary database, with a clock the test controls.
+pub struct TestEngine {
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+}
+
+pub fn start_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+pub async fn engine() -> TestEngine {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("test.db")).await.unwrap();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let engine = Engine::new(Arc::new(store), clock.clone());
+    TestEngine { engine, clock, dir }
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("samples")
+        .join(name)
+}
+
+pub fn open_sample(name: &str) -> std::fs::File {
+    std::fs::File::open(sample(name)).unwrap()
+}
