@@ -1,1 +1,276 @@
-fn main() {}
+//! Ingestion and segment benchmark.
+//!
+//! ```text
+//! cargo bench -p messaging-core --bench ingest            # 1,000,000 users
+//! BENCH_USERS=200000 cargo bench -p messaging-core --bench ingest
+//! ```
+//!
+//! In one run it:
+//! 1. generates a CSV of N users (phone, name, consent, JSON attributes, time zone, city),
+//!    with phones in scrambled order as real exports have them;
+//! 2. inserts the same rows, already in memory, into a fresh database of the same schema with
+//!    a bare rusqlite prepared INSERT with the engine's batching: the ceiling;
+//! 3. ingests the CSV through `Engine::ingest_users` into another fresh database, in a child
+//!    process so that its peak RSS (VmHWM) is its own;
+//! 4. counts a one-attribute segment over the result, beside a bare `COUNT(*)` scan.
+//!
+//! Figures are printed as rates and as ratios to the ceiling, since absolute numbers move
+//! with the machine.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use messaging_core::Engine;
+use messaging_core::ingest::UserFileFormat;
+use messaging_core::segment::SegmentRule;
+use messaging_core::store::sqlite::SqliteStore;
+
+const CITIES: [&str; 8] = [
+    "Colombo", "Kandy", "Galle", "London", "Mumbai", "Berlin", "Austin", "Paris",
+];
+const ZONES: [&str; 4] = [
+    "Asia/Colombo",
+    "Europe/London",
+    "Asia/Kolkata",
+    "America/Chicago",
+];
+
+struct Row {
+    phone: String,
+    name: String,
+    consent: &'static str,
+    attributes: String,
+    timezone: &'static str,
+}
+
+fn row(i: u64, n: u64) -> Row {
+    // A bijection on 0..10^8 scatters phones so inserts land all over the index.
+    let scrambled = (i * 48_271 + 12_345) % 100_000_000;
+    let _ = n;
+    Row {
+        phone: format!("+9471{scrambled:08}"),
+        name: format!("User {i}"),
+        consent: if i % 10 == 0 { "STOPPED" } else { "STARTED" },
+        attributes: format!(
+            "{{\"city\": \"{}\", \"age\": {}, \"tier\": \"{}\"}}",
+            CITIES[(i % 8) as usize],
+            18 + i % 60,
+            if i % 3 == 0 { "gold" } else { "silver" }
+        ),
+        timezone: ZONES[(i % 4) as usize],
+    }
+}
+
+fn write_csv(path: &Path, n: u64) {
+    let mut out = BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(out, "phone,name,consent_state,attributes,timezone").unwrap();
+    for i in 0..n {
+        let r = row(i, n);
+        let attributes = r.attributes.replace('"', "\"\"");
+        writeln!(
+            out,
+            "{},{},{},\"{}\",{}",
+            r.phone, r.name, r.consent, attributes, r.timezone
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The child: ingest the CSV into a fresh database and report time and peak memory.
+fn child(csv: &Path, db: &Path) {
+    messaging_core::memory::tune_allocator();
+    let rt = runtime();
+    let (elapsed, report) = rt.block_on(async {
+        let engine = Engine::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let file = std::fs::File::open(csv).unwrap();
+        let start = Instant::now();
+        let report = engine
+            .ingest_users(file, UserFileFormat::Csv)
+            .await
+            .unwrap();
+        (start.elapsed(), report)
+    });
+    println!(
+        "{} {} {} {}",
+        elapsed.as_secs_f64(),
+        report.inserted,
+        report.invalid,
+        peak_rss_kib()
+    );
+}
+
+/// The ceiling: the same rows, pre-built in memory, through a bare prepared INSERT, with the
+/// same batching the engine uses (50,000 rows a transaction, written in phone order) and the
+/// same page cache.
+fn ceiling(db: &Path, n: u64) -> Duration {
+    let rt = runtime();
+    // Let the store create the same schema, then write to it with rusqlite alone.
+    rt.block_on(async { drop(SqliteStore::open(db).await.unwrap()) });
+    let rows: Vec<Row> = (0..n).map(|i| row(i, n)).collect();
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.pragma_update(None, "cache_size", -32_000).unwrap();
+    let start = Instant::now();
+    for chunk in rows.chunks(50_000) {
+        let mut sorted: Vec<&Row> = chunk.iter().collect();
+        sorted.sort_by(|a, b| a.phone.cmp(&b.phone));
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO users (phone, name, wa_id, consent_state, attributes, timezone,
+                                        locale, created_at, updated_at, revision)
+                     VALUES (?, ?, NULL, ?, jsonb(?), ?, NULL, ?, ?, 0)",
+                )
+                .unwrap();
+            for r in sorted {
+                let consent = if r.consent == "STARTED" {
+                    "OPT_IN"
+                } else {
+                    "OPT_OUT"
+                };
+                insert
+                    .execute(rusqlite::params![
+                        r.phone,
+                        r.name,
+                        consent,
+                        r.attributes,
+                        r.timezone,
+                        0i64,
+                        0i64
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn segment_timings(db: &Path) -> (Duration, Duration, u64) {
+    let rt = runtime();
+    rt.block_on(async {
+        let store = SqliteStore::open(db).await.unwrap();
+        let engine = Engine::new(
+            std::sync::Arc::new(store),
+            std::sync::Arc::new(messaging_core::SystemClock),
+        );
+        let rule = SegmentRule::parse(&serde_json::json!({"attributes.city": "Colombo"})).unwrap();
+        let everyone = SegmentRule::everyone();
+        let mut with_rule = Vec::new();
+        let mut scan = Vec::new();
+        let mut count = 0;
+        for _ in 0..5 {
+            let start = Instant::now();
+            count = engine.count_audience(&rule).await.unwrap();
+            with_rule.push(start.elapsed());
+            let start = Instant::now();
+            engine.count_audience(&everyone).await.unwrap();
+            scan.push(start.elapsed());
+        }
+        (median(with_rule), median(scan), count)
+    })
+}
+
+fn main() {
+    if let (Ok(csv), Ok(db)) = (
+        std::env::var("BENCH_CHILD_CSV"),
+        std::env::var("BENCH_CHILD_DB"),
+    ) {
+        return child(Path::new(&csv), Path::new(&db));
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing else. Either way a
+    // smaller N keeps test runs of the benches short.
+    let n: u64 = std::env::var("BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") {
+            1_000_000
+        } else {
+            20_000
+        });
+    let dir = tempfile::tempdir().unwrap();
+    let csv: PathBuf = dir.path().join("users.csv");
+
+    let start = Instant::now();
+    write_csv(&csv, n);
+    let size = std::fs::metadata(&csv).unwrap().len();
+    println!(
+        "generated {n} users, {:.1} MB of CSV, in {:.2} s",
+        size as f64 / 1e6,
+        start.elapsed().as_secs_f64()
+    );
+
+    let ceiling_time = ceiling(&dir.path().join("ceiling.db"), n);
+    let ceiling_rate = n as f64 / ceiling_time.as_secs_f64();
+    println!(
+        "ceiling   bare rusqlite INSERT, rows in memory: {:>8.2} s  {:>10.0} rows/s",
+        ceiling_time.as_secs_f64(),
+        ceiling_rate
+    );
+
+    let db = dir.path().join("engine.db");
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_CHILD_CSV", &csv)
+        .env("BENCH_CHILD_DB", &db)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    let (seconds, inserted, invalid, rss_kib) = (fields[0], fields[1], fields[2], fields[3]);
+    assert_eq!(inserted as u64, n, "every generated row must be inserted");
+    assert_eq!(invalid as u64, 0);
+    let rate = n as f64 / seconds;
+    println!(
+        "engine    CSV file -> parse -> validate -> upsert: {seconds:>8.2} s  {rate:>10.0} rows/s  \
+         ({:.0}% of ceiling)  peak RSS {:.1} MB",
+        100.0 * rate / ceiling_rate,
+        rss_kib / 1024.0
+    );
+
+    let (segment, scan, count) = segment_timings(&db);
+    println!(
+        "segment   count attributes.city = Colombo ({count} users): {:>7.1} ms   \
+         bare COUNT(*) over users: {:.1} ms  (ratio {:.1})",
+        segment.as_secs_f64() * 1e3,
+        scan.as_secs_f64() * 1e3,
+        segment.as_secs_f64() / scan.as_secs_f64().max(1e-9)
+    );
+}

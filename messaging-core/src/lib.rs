@@ -29,6 +29,7 @@ pub mod clock;
 pub mod domain;
 pub mod engine;
 pub mod ingest;
+pub mod memory;
 pub mod segment;
 pub mod store;
 pub mod template;

@@ -34,7 +34,8 @@ pub use template::{Channel, Template, TemplateDraft};
 pub use timezone::{TimeZone, TimeZoneError};
 pub use topic::{Topic, TopicError};
 pub use user::{
-    Attributes, Subscription, TopicSummary, UpsertOutcome, User, UserChanges, UserUpsert,
+    AttributePatch, Attributes, Subscription, TopicSummary, UpsertOutcome, User, UserChanges,
+    UserUpsert,
 };
 
 /// A problem with one field of an input record.

@@ -59,7 +59,9 @@ impl PhoneNumber {
     /// brackets between the digits.
     pub fn parse(input: &str) -> Result<Self, PhoneError> {
         let mut text = input.trim();
-        if text.len() >= 9 && text[..9].eq_ignore_ascii_case("whatsapp:") {
+        if let Some(prefix) = text.get(..9)
+            && prefix.eq_ignore_ascii_case("whatsapp:")
+        {
             text = text[9..].trim_start();
         }
         if text.is_empty() {

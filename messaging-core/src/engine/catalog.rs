@@ -108,7 +108,10 @@ impl Engine {
         q: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<Template>, EngineError> {
-        Ok(self.store.list_templates(q, page).await?)
+        Ok(self
+            .store
+            .list_templates(q.map(str::to_owned), page)
+            .await?)
     }
 
     /// Deletes a template.
@@ -191,7 +194,7 @@ impl Engine {
         q: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<Segment>, EngineError> {
-        Ok(self.store.list_segments(q, page).await?)
+        Ok(self.store.list_segments(q.map(str::to_owned), page).await?)
     }
 
     /// Deletes a segment.

@@ -125,6 +125,11 @@ impl Engine {
         Ok(self.store.list_events(page).await?)
     }
 
+    /// How many users are stored.
+    pub async fn count_users(&self) -> Result<u64, EngineError> {
+        Ok(self.store.count_users().await?)
+    }
+
     /// One user.
     pub async fn get_user(&self, phone: &PhoneNumber) -> Result<User, EngineError> {
         self.store

@@ -88,6 +88,9 @@ fn to_object(text: &[u8]) -> JsonRecord {
     }
 }
 
+/// A line's bytes, or why it was not kept.
+type Line = Result<Vec<u8>, String>;
+
 struct LineReader<R> {
     reader: R,
     line: u64,
@@ -95,7 +98,7 @@ struct LineReader<R> {
 
 impl<R: BufRead> LineReader<R> {
     /// The next line (without its newline), or a complaint if it is too long; `None` at the end.
-    fn next_line(&mut self) -> Result<Option<(u64, Result<Vec<u8>, String>)>, IngestError> {
+    fn next_line(&mut self) -> Result<Option<(u64, Line)>, IngestError> {
         let mut text = Vec::new();
         let mut too_long = false;
         let mut read_any = false;
@@ -225,7 +228,9 @@ fn push(element: &mut Vec<u8>, byte: u8, oversized: &mut bool) {
 mod tests {
     use super::*;
 
-    fn collect(input: &str) -> Result<Vec<(u64, Result<String, String>)>, IngestError> {
+    type Collected = Vec<(u64, Result<String, String>)>;
+
+    fn collect(input: &str) -> Result<Collected, IngestError> {
         let mut out = Vec::new();
         for_each_object(input.as_bytes(), |line, record| {
             out.push((line, record.map(|m| Value::Object(m).to_string())));

@@ -26,7 +26,7 @@ pub(crate) use pipeline::{Outcome, run};
 pub const MAX_LISTED_ERRORS: usize = 10_000;
 
 /// Rows per write transaction.
-pub(crate) const BATCH_SIZE: usize = 5_000;
+pub(crate) const BATCH_SIZE: usize = 50_000;
 
 /// The format of a users file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,11 @@ pub(crate) struct Parsed<T> {
 /// The parser's side: collects records into batches and tallies invalid rows.
 pub(crate) struct Sink<T> {
     sender: mpsc::Sender<Vec<Parsed<T>>>,
+    /// The writer says here when it has finished a batch. The parser hands over a batch only
+    /// after the previous one was written, so at most two batches exist at a time: the one
+    /// being written and the one being filled.
+    written: std::sync::mpsc::Receiver<()>,
+    in_flight: bool,
     batch: Vec<Parsed<T>>,
     report: IngestReport,
 }
@@ -66,8 +71,15 @@ impl<T> Sink<T> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        if self.in_flight {
+            self.written.recv().map_err(|_| WriterStopped)?;
+        }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
-        self.sender.blocking_send(batch).map_err(|_| WriterStopped)
+        self.sender
+            .blocking_send(batch)
+            .map_err(|_| WriterStopped)?;
+        self.in_flight = true;
+        Ok(())
     }
 }
 
@@ -80,10 +92,13 @@ where
     W: FnMut(Vec<T>) -> F,
     F: Future<Output = Result<Vec<Outcome>, StoreError>>,
 {
-    let (sender, mut receiver) = mpsc::channel::<Vec<Parsed<T>>>(2);
+    let (sender, mut receiver) = mpsc::channel::<Vec<Parsed<T>>>(1);
+    let (done, written) = std::sync::mpsc::channel();
     let parser = tokio::task::spawn_blocking(move || {
         let mut sink = Sink {
             sender,
+            written,
+            in_flight: false,
             batch: Vec::with_capacity(BATCH_SIZE),
             report: IngestReport::default(),
         };
@@ -113,6 +128,8 @@ where
                 break;
             }
         }
+        // The parser may have stopped already; then nobody needs to know.
+        let _ = done.send(());
     }
     // Dropping the receiver unblocks a parser waiting to send.
     drop(receiver);

@@ -1,11 +1,11 @@
 //! Turns one input row (CSV cells or a JSON object) into a [`UserUpsert`], collecting every
 //! field's problem rather than stopping at the first.
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use crate::domain::{
-    Attributes, Consent, FieldError, PhoneNumber, TimeZone, Topic, UserChanges, UserUpsert,
-    json_kind,
+    AttributePatch, Attributes, Consent, FieldError, PhoneNumber, TimeZone, Topic, UserChanges,
+    UserUpsert, json_kind,
 };
 
 /// What a column or key of an input row means.
@@ -61,6 +61,8 @@ impl UserField {
 pub(crate) struct UserRow {
     phone: Option<PhoneNumber>,
     changes: UserChanges,
+    /// The `attributes` field.
+    attributes: Attributes,
     /// Extra columns, applied over the `attributes` field whatever the column order.
     extra: Attributes,
     errors: Vec<FieldError>,
@@ -111,7 +113,7 @@ impl UserRow {
                 self.set_topics(names.iter().map(String::as_str));
             }
             (UserField::Attribute(name), value) => {
-                self.extra.insert(name.clone(), without_nulls(value));
+                self.extra.insert(name.clone(), value);
             }
             (UserField::WaId, Value::Number(n)) => self.set_string(field, &n.to_string()),
             (_, Value::String(text)) => {
@@ -150,8 +152,8 @@ impl UserRow {
     }
 
     fn set_attributes(&mut self, value: Value) {
-        match without_nulls(value) {
-            Value::Object(map) => self.changes.attributes.extend(map),
+        match value {
+            Value::Object(map) => self.attributes.extend(map),
             other => self.error(
                 &UserField::Attributes,
                 format!("expected a JSON object, found {}", json_kind(&other)),
@@ -190,7 +192,8 @@ impl UserRow {
         }
         match self.phone {
             Some(phone) if self.errors.is_empty() => {
-                self.changes.attributes.extend(self.extra);
+                self.attributes.extend(self.extra);
+                self.changes.attributes = AttributePatch::new(self.attributes);
                 Ok(UserUpsert {
                     phone,
                     changes: self.changes,
@@ -203,19 +206,6 @@ impl UserRow {
 
 fn is_topic_separator(c: char) -> bool {
     matches!(c, ';' | ',' | '|') || c.is_whitespace()
-}
-
-/// Null means "no value" everywhere in an import, so nulls never reach the stored attributes.
-fn without_nulls(value: Value) -> Value {
-    match value {
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, without_nulls(v)))
-                .collect::<Map<_, _>>(),
-        ),
-        other => other,
-    }
 }
 
 /// A CSV cell of an extra column becomes a number or boolean when it plainly is one, so that
@@ -283,7 +273,7 @@ mod tests {
         row.set_text(&UserField::Phone, "+94771234567");
         let user = row.finish().unwrap();
         assert_eq!(
-            Value::Object(user.changes.attributes),
+            Value::Object(user.changes.attributes.to_attributes()),
             json!({"city": "Kandy", "tier": "gold"})
         );
     }

@@ -17,6 +17,8 @@
 
 mod parse;
 pub mod sql;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;

@@ -174,7 +174,7 @@ pub trait TemplateStore: Send + Sync {
     /// Templates, oldest first, optionally those whose name or content contains `q`.
     async fn list_templates(
         &self,
-        q: Option<&str>,
+        q: Option<String>,
         page: &PageRequest,
     ) -> Result<Page<Template>, StoreError>;
     /// Deletes a template; `false` when there was none.
@@ -194,7 +194,7 @@ pub trait SegmentStore: Send + Sync {
     /// Segments, oldest first, optionally those whose name contains `q`.
     async fn list_segments(
         &self,
-        q: Option<&str>,
+        q: Option<String>,
         page: &PageRequest,
     ) -> Result<Page<Segment>, StoreError>;
     /// Deletes a segment; `false` when there was none.

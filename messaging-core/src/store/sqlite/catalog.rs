@@ -11,6 +11,7 @@ use super::users::{USER_COLUMNS, into_page, like_pattern, page_clause, query_use
 use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
 use crate::domain::{Segment, SegmentId, Template, TemplateId, User};
 use crate::segment::SegmentRule;
+use crate::segment::sql::Sqlite;
 use crate::store::{Page, PageRequest, SegmentStore, StoreError, TemplateStore};
 
 const TEMPLATE_COLUMNS: &str = "id, name, content, channel, locale, content_sid, \
@@ -190,10 +191,10 @@ impl TemplateStore for SqliteStore {
 
     async fn list_templates(
         &self,
-        q: Option<&str>,
+        q: Option<String>,
         page: &PageRequest,
     ) -> Result<Page<Template>, StoreError> {
-        let (q, page) = (q.map(str::to_owned), page.clone());
+        let page = page.clone();
         self.db
             .read(move |conn| {
                 list_by_id(
@@ -267,10 +268,10 @@ impl SegmentStore for SqliteStore {
 
     async fn list_segments(
         &self,
-        q: Option<&str>,
+        q: Option<String>,
         page: &PageRequest,
     ) -> Result<Page<Segment>, StoreError> {
-        let (q, page) = (q.map(str::to_owned), page.clone());
+        let page = page.clone();
         self.db
             .read(move |conn| {
                 list_by_id(
@@ -347,6 +348,9 @@ fn audience_predicate(
     rule: &SegmentRule,
     now: DateTime<Utc>,
 ) -> Result<(String, Vec<SqlValue>), StoreError> {
-    let _ = (rule, now);
-    Err(StoreError::Database("segment compilation pending".into()))
+    let predicate = rule.to_sql(&Sqlite, now);
+    Ok((
+        predicate.sql,
+        predicate.params.into_iter().map(SqlValue::from).collect(),
+    ))
 }

@@ -8,6 +8,7 @@ use super::connection::db_error;
 use super::users::{into_page, page_clause};
 use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
 use crate::domain::{EventId, PhoneNumber, TriggerEvent};
+use crate::segment::sql::event_name_key;
 use crate::store::{EventStore, Page, PageRequest, RecordOutcome, StoreError};
 
 const EVENT_COLUMNS: &str =
@@ -48,11 +49,6 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TriggerEvent, StoreE
     })())
 }
 
-/// The key events are matched on: case and surrounding spaces do not matter.
-pub(crate) fn name_key(name: &str) -> String {
-    name.trim().to_lowercase()
-}
-
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn record_events(
@@ -79,7 +75,7 @@ impl EventStore for SqliteStore {
                                 event.id.to_string(),
                                 event.external_id,
                                 event.name,
-                                name_key(&event.name),
+                                event_name_key(&event.name),
                                 event.user.as_ref().map(PhoneNumber::as_str),
                                 rule,
                                 data,

@@ -10,19 +10,23 @@ use crate::store::StoreError;
 const MIGRATIONS: &[&str] = &[
     // 1: users, subscriptions, templates, segments, events.
     r#"
+    -- A rowid table with a unique phone index rather than WITHOUT ROWID: rows append in
+    -- insertion order and only the narrow index takes random writes, which is several times
+    -- faster for bulk imports of numbers in no particular order.
     CREATE TABLE users (
-        phone           TEXT PRIMARY KEY NOT NULL,
+        phone           TEXT NOT NULL UNIQUE,
         name            TEXT,
         wa_id           TEXT,
         consent_state   TEXT NOT NULL CHECK (consent_state IN ('OPT_IN', 'OPT_OUT')),
-        attributes      TEXT NOT NULL DEFAULT '{}',
+        -- SQLite's binary JSON: segment predicates read it without re-parsing text.
+        attributes      BLOB NOT NULL DEFAULT (jsonb('{}')),
         timezone        TEXT,
         locale          TEXT,
         last_inbound_at INTEGER,
         created_at      INTEGER NOT NULL,
         updated_at      INTEGER NOT NULL,
         revision        INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID;
+    );
 
     CREATE TABLE subscriptions (
         phone      TEXT NOT NULL REFERENCES users (phone) ON DELETE CASCADE,

@@ -7,84 +7,95 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
 
 use super::connection::db_error;
-use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use super::{SqliteStore, corrupt, from_millis, millis};
 use crate::domain::{
     Consent, PhoneNumber, Subscription, TimeZone, Topic, TopicSummary, UpsertOutcome, User,
     UserUpsert,
 };
 use crate::store::{Page, PageRequest, StoreError, SubscriptionStore, UserQuery, UserStore};
 
-const UPSERT_USER: &str = "
+/// Creates a user; does nothing (zero rows changed) when the phone is already stored. Trying
+/// the insert first keeps the common case of an import, new users, to one cheap statement.
+const INSERT_USER: &str = "
     INSERT INTO users (phone, name, wa_id, consent_state, attributes, timezone, locale,
                        created_at, updated_at, revision)
-    VALUES (?1, ?2, ?3, COALESCE(?4, 'OPT_IN'), ?5, ?6, ?7, ?8, ?8, 0)
-    ON CONFLICT (phone) DO UPDATE SET
+    VALUES (?1, ?2, ?3, COALESCE(?4, 'OPT_IN'), jsonb(?5), ?6, ?7, ?8, ?8, 0)
+    ON CONFLICT (phone) DO NOTHING";
+
+/// Merges into a stored user: given fields replace, attributes merge key by key.
+const MERGE_USER: &str = "
+    UPDATE users SET
         name          = COALESCE(?2, name),
         wa_id         = COALESCE(?3, wa_id),
         consent_state = COALESCE(?4, consent_state),
-        attributes    = CASE WHEN ?5 = '{}' THEN attributes ELSE json_patch(attributes, ?5) END,
+        attributes    = CASE WHEN ?5 = '{}' THEN attributes ELSE jsonb_patch(attributes, ?5) END,
         timezone      = COALESCE(?6, timezone),
         locale        = COALESCE(?7, locale),
         updated_at    = ?8,
         revision      = revision + 1
-    RETURNING revision";
+    WHERE phone = ?1";
 
+/// Replaces a stored user whole.
 const REPLACE_USER: &str = "
-    INSERT INTO users (phone, name, wa_id, consent_state, attributes, timezone, locale,
-                       created_at, updated_at, revision)
-    VALUES (?1, ?2, ?3, COALESCE(?4, 'OPT_IN'), ?5, ?6, ?7, ?8, ?8, 0)
-    ON CONFLICT (phone) DO UPDATE SET
-        name = ?2, wa_id = ?3, consent_state = COALESCE(?4, 'OPT_IN'), attributes = ?5,
+    UPDATE users SET
+        name = ?2, wa_id = ?3, consent_state = COALESCE(?4, 'OPT_IN'), attributes = jsonb(?5),
         timezone = ?6, locale = ?7, updated_at = ?8, revision = revision + 1
-    RETURNING revision";
+    WHERE phone = ?1";
 
 const SUBSCRIBE: &str = "
     INSERT INTO subscriptions (phone, topic, created_at) VALUES (?1, ?2, ?3)
     ON CONFLICT (phone, topic) DO NOTHING";
 
 /// The columns every user query selects, in the order [`user_from_row`] reads them.
-pub(super) const USER_COLUMNS: &str = "u.phone, u.name, u.wa_id, u.consent_state, u.attributes, \
+pub(super) const USER_COLUMNS: &str = "u.phone, u.name, u.wa_id, u.consent_state, json(u.attributes), \
      u.timezone, u.locale, u.last_inbound_at, u.created_at, u.updated_at";
 
-/// Writes one user with `sql` (merge or replace) and their topics; answers what it did.
-fn write_user(
-    conn: &Connection,
-    sql: &str,
-    user: &UserUpsert,
+/// Writes users (created with [`INSERT_USER`], else changed with `update`, a merge or a
+/// replace) and their topics, in the order `order` gives, in one transaction; answers what
+/// happened to each, in input order.
+fn write_users(
+    conn: &mut Connection,
+    update: &str,
+    users: &[UserUpsert],
+    order: impl IntoIterator<Item = usize>,
     now: i64,
-) -> Result<UpsertOutcome, StoreError> {
-    let changes = &user.changes;
-    let attributes = to_json_text(&changes.attributes)?;
-    let revision: i64 = conn
-        .prepare_cached(sql)
-        .map_err(db_error)?
-        .query_row(
-            params![
-                user.phone.as_str(),
+) -> Result<Vec<UpsertOutcome>, StoreError> {
+    let mut outcomes = vec![UpsertOutcome::Inserted; users.len()];
+    let tx = conn.transaction().map_err(db_error)?;
+    {
+        let mut insert = tx.prepare_cached(INSERT_USER).map_err(db_error)?;
+        let mut change = tx.prepare_cached(update).map_err(db_error)?;
+        let mut subscribe = tx.prepare_cached(SUBSCRIBE).map_err(db_error)?;
+        for index in order {
+            let UserUpsert { phone, changes } = &users[index];
+            let values = params![
+                phone.as_str(),
                 changes.name,
                 changes.wa_id,
                 changes.consent_state.map(Consent::as_str),
-                attributes,
+                changes.attributes.as_json(),
                 changes.timezone.map(|tz| tz.name()),
                 changes.locale,
                 now,
-            ],
-            |row| row.get(0),
-        )
-        .map_err(db_error)?;
-    if !changes.topics.is_empty() {
-        let mut subscribe = conn.prepare_cached(SUBSCRIBE).map_err(db_error)?;
-        for topic in &changes.topics {
-            subscribe
-                .execute(params![user.phone.as_str(), topic.as_str(), now])
-                .map_err(db_error)?;
+            ];
+            let inserted = insert.execute(values).map_err(db_error)? == 1;
+            if !inserted {
+                change.execute(values).map_err(db_error)?;
+            }
+            for topic in &changes.topics {
+                subscribe
+                    .execute(params![phone.as_str(), topic.as_str(), now])
+                    .map_err(db_error)?;
+            }
+            outcomes[index] = if inserted {
+                UpsertOutcome::Inserted
+            } else {
+                UpsertOutcome::Updated
+            };
         }
     }
-    Ok(if revision == 0 {
-        UpsertOutcome::Inserted
-    } else {
-        UpsertOutcome::Updated
-    })
+    tx.commit().map_err(db_error)?;
+    Ok(outcomes)
 }
 
 /// Reads a user row selected with [`USER_COLUMNS`] (topics are filled in separately).
@@ -212,13 +223,12 @@ impl UserStore for SqliteStore {
         let now = millis(now);
         self.db
             .write(move |conn| {
-                let tx = conn.transaction().map_err(db_error)?;
-                let outcomes = batch
-                    .iter()
-                    .map(|user| write_user(&tx, UPSERT_USER, user, now))
-                    .collect::<Result<Vec<_>, _>>()?;
-                tx.commit().map_err(db_error)?;
-                Ok(outcomes)
+                // Writing in phone order touches each index page once per batch instead of
+                // at random; the sort is stable, so repeats of one phone keep their order
+                // (later wins).
+                let mut order: Vec<usize> = (0..batch.len()).collect();
+                order.sort_by(|&a, &b| batch[a].phone.cmp(&batch[b].phone));
+                write_users(conn, MERGE_USER, &batch, order, now)
             })
             .await
     }
@@ -231,10 +241,9 @@ impl UserStore for SqliteStore {
         let now = millis(now);
         self.db
             .write(move |conn| {
-                let tx = conn.transaction().map_err(db_error)?;
-                let outcome = write_user(&tx, REPLACE_USER, &user, now)?;
-                tx.commit().map_err(db_error)?;
-                Ok(outcome)
+                let outcomes =
+                    write_users(conn, REPLACE_USER, std::slice::from_ref(&user), [0], now)?;
+                Ok(outcomes[0])
             })
             .await
     }
@@ -278,7 +287,7 @@ impl UserStore for SqliteStore {
                 if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
                     conditions.push(
                         "(u.phone LIKE ? ESCAPE '\\' OR u.name LIKE ? ESCAPE '\\' \
-                         OR u.attributes LIKE ? ESCAPE '\\')",
+                         OR json(u.attributes) LIKE ? ESCAPE '\\')",
                     );
                     let pattern = like_pattern(q);
                     params.extend((0..3).map(|_| SqlValue::Text(pattern.clone())));

@@ -1,0 +1,191 @@
+//! The command line: parse arguments, call the engine, print results for people.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use messaging_core::Engine;
+use messaging_core::ingest::{IngestReport, UserFileFormat};
+
+use crate::config::Config;
+
+/// The WhatsApp messaging platform.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Import a file into the database.
+    Ingest {
+        #[command(subcommand)]
+        what: IngestCommand,
+    },
+    /// Create the database or bring its schema up to date, then exit.
+    Migrate,
+}
+
+#[derive(Subcommand, Debug)]
+enum IngestCommand {
+    /// Users from CSV (header line) or JSON (array or one object per line).
+    Users {
+        /// The file to import; `-` reads standard input.
+        file: PathBuf,
+        /// The file's format; guessed from its extension when not given.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Trigger events from JSONL (one JSON object per line).
+    Events {
+        /// The file to import; `-` reads standard input.
+        file: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct OutputArgs {
+    /// Print the report as JSON instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Exit with status 2 when any row was invalid.
+    #[arg(long)]
+    fail_on_invalid: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    Csv,
+    Json,
+}
+
+impl Args {
+    /// Whether the arguments ask for the server.
+    pub fn is_serve(&self) -> bool {
+        matches!(self.command, None | Some(Command::Serve))
+    }
+}
+
+/// Runs the command the arguments name.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::from_env();
+    match args.command.unwrap_or(Command::Serve) {
+        Command::Serve => crate::http::serve(config).await,
+        Command::Migrate => {
+            open_engine(&config).await?;
+            println!("database {} is up to date", config.database_url);
+            Ok(())
+        }
+        Command::Ingest { what } => {
+            let engine = open_engine(&config).await?;
+            let (report, output) = match what {
+                IngestCommand::Users {
+                    file,
+                    format,
+                    output,
+                } => {
+                    let format = match format {
+                        Some(Format::Csv) => UserFileFormat::Csv,
+                        Some(Format::Json) => UserFileFormat::Json,
+                        None => UserFileFormat::from_path(&file).with_context(|| {
+                            format!(
+                                "cannot tell the format of {} from its name; pass --format csv or --format json",
+                                file.display()
+                            )
+                        })?,
+                    };
+                    let (input, progress) = open_input(&file)?;
+                    let report = engine.ingest_users(input, format).await;
+                    progress.finish_and_clear();
+                    (report?, output)
+                }
+                IngestCommand::Events { file, output } => {
+                    let (input, progress) = open_input(&file)?;
+                    let report = engine.ingest_events(input).await;
+                    progress.finish_and_clear();
+                    (report?, output)
+                }
+            };
+            if output.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "report": report }))?
+                );
+            } else {
+                print_report(&report);
+            }
+            if output.fail_on_invalid && report.invalid > 0 {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn open_engine(config: &Config) -> anyhow::Result<Engine> {
+    Engine::open(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url))
+}
+
+type Input = Box<dyn std::io::Read + Send>;
+
+/// Opens the input with a progress bar over its bytes (a spinner for standard input).
+fn open_input(path: &Path) -> anyhow::Result<(Input, ProgressBar)> {
+    if path == Path::new("-") {
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message("reading standard input");
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        return Ok((Box::new(spinner.wrap_read(std::io::stdin())), spinner));
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        bail!("{} is a directory, not a file", path.display());
+    }
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        )
+        .expect("the progress template is valid")
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("ingesting {}", path.display()));
+    Ok((Box::new(bar.wrap_read(file)), bar))
+}
+
+fn print_report(report: &IngestReport) {
+    println!("rows read:   {}", report.total);
+    println!("inserted:    {}", report.inserted);
+    println!("updated:     {}", report.updated);
+    println!("duplicates:  {}", report.duplicates);
+    println!("invalid:     {}", report.invalid);
+    const SHOWN: usize = 50;
+    if !report.errors.is_empty() {
+        println!();
+        println!("invalid rows:");
+        for error in report.errors.iter().take(SHOWN) {
+            let field = if error.field.is_empty() {
+                "row"
+            } else {
+                &error.field
+            };
+            println!("  line {:>6}  {:<14} {}", error.line, field, error.reason);
+        }
+        let more = (report.errors.len().saturating_sub(SHOWN)) as u64 + report.errors_not_listed;
+        if more > 0 {
+            println!("  … and {more} more (use --json for the full list)");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The HTTP server. Today it answers health checks; the REST API, webhooks and UI mount here.
+
+use anyhow::Context;
+use messaging_core::Engine;
+use poem::listener::TcpListener;
+use poem::web::{Data, Json};
+use poem::{EndpointExt, Route, Server, get, handler, http::StatusCode};
+use serde_json::{Value, json};
+
+use crate::config::Config;
+
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!("configuration:\n{config}");
+    if !config.twilio_configured() {
+        tracing::warn!("no Twilio credentials set: messages go to the built-in sandbox provider");
+    }
+    let engine = Engine::open(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    let app = Route::new().at("/healthz", get(healthz)).data(engine);
+    tracing::info!("listening on http://{}", config.bind);
+    Server::new(TcpListener::bind(config.bind.clone()))
+        .run_with_graceful_shutdown(app, shutdown_signal(), None)
+        .await
+        .with_context(|| format!("cannot serve on {}", config.bind))
+}
+
+#[handler]
+async fn healthz(engine: Data<&Engine>) -> (StatusCode, Json<Value>) {
+    match engine.count_users().await {
+        Ok(users) => (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "users": users})),
+        ),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": error.to_string()})),
+        ),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
