@@ -125,3 +125,6 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+#[cfg(test)]
+mod tests;
