@@ -134,7 +134,8 @@ fn ceiling(db: &Path, n: u64) -> Duration {
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
     conn.pragma_update(None, "cache_size", -16_000).unwrap();
-    conn.pragma_update(None, "wal_autocheckpoint", 10_000).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)
+        .unwrap();
     let start = Instant::now();
     for chunk in rows.chunks(50_000) {
         let mut sorted: Vec<&Row> = chunk.iter().collect();

@@ -21,7 +21,10 @@ async fn with_samples() -> TestEngine {
         .ingest_users(open_sample("users.json"), UserFileFormat::Json)
         .await
         .unwrap();
-    t.engine.ingest_events(open_sample("events.jsonl")).await.unwrap();
+    t.engine
+        .ingest_events(open_sample("events.jsonl"))
+        .await
+        .unwrap();
     t
 }
 
@@ -51,31 +54,72 @@ async fn segments_select_exactly_the_expected_users() {
     );
     assert_eq!(
         members(&t, json!({"attributes.city": "Colombo"})).await,
-        ["+94771234501", "+94771234502", "+94771234503", "+94771234511", "+94771234516"]
+        [
+            "+94771234501",
+            "+94771234502",
+            "+94771234503",
+            "+94771234511",
+            "+94771234516"
+        ]
     );
     assert_eq!(
-        members(&t, json!({"attributes.city": "Colombo", "consent_state": "STARTED"})).await,
-        ["+94771234501", "+94771234502", "+94771234511", "+94771234516"]
+        members(
+            &t,
+            json!({"attributes.city": "Colombo", "consent_state": "STARTED"})
+        )
+        .await,
+        [
+            "+94771234501",
+            "+94771234502",
+            "+94771234511",
+            "+94771234516"
+        ]
     );
     // The prototype's event rule from the sample file.
     assert_eq!(
-        members(&t, json!({"all": [{"topic": "MUSIC"}, {"attribute": "age", "op": "lt", "value": 40}]})).await,
+        members(
+            &t,
+            json!({"all": [{"topic": "MUSIC"}, {"attribute": "age", "op": "lt", "value": 40}]})
+        )
+        .await,
         ["+919876543106", "+94771234501"]
     );
     assert_eq!(
-        members(&t, json!({"event": "Cart_Abandoned", "min_count": 2, "within_days": 7})).await,
+        members(
+            &t,
+            json!({"event": "Cart_Abandoned", "min_count": 2, "within_days": 7})
+        )
+        .await,
         ["+94771234501"]
     );
-    assert_eq!(members(&t, json!({"not": {"consent": "OPT_OUT"}})).await.len(), 13);
     assert_eq!(
-        members(&t, json!({"all": [
-            {"attribute": "plan", "op": "in", "value": ["gold", "silver"]},
-            {"attributes.age": {"gte": 35}}
-        ]}))
-        .await,
-        ["+14155550104", "+4915112345107", "+61412345109", "+8613812345112", "+94771234502", "+94771234503"]
+        members(&t, json!({"not": {"consent": "OPT_OUT"}}))
+            .await
+            .len(),
+        13
     );
-    assert_eq!(members(&t, json!({"attribute": "vip", "op": "exists"})).await, ["+14155550118"]);
+    assert_eq!(
+        members(
+            &t,
+            json!({"all": [
+                {"attribute": "plan", "op": "in", "value": ["gold", "silver"]},
+                {"attributes.age": {"gte": 35}}
+            ]})
+        )
+        .await,
+        [
+            "+14155550104",
+            "+4915112345107",
+            "+61412345109",
+            "+8613812345112",
+            "+94771234502",
+            "+94771234503"
+        ]
+    );
+    assert_eq!(
+        members(&t, json!({"attribute": "vip", "op": "exists"})).await,
+        ["+14155550118"]
+    );
     assert_eq!(members(&t, json!({})).await.len(), 16);
 }
 
@@ -128,8 +172,10 @@ async fn stored_segments_page_through_their_members() {
 
 #[tokio::test]
 async fn bad_segment_rules_point_at_the_offending_node() {
-    let error = SegmentRule::parse(&json!({"all": [{"topic": "DANCE"}, {"attribute": "age", "op": "bigger", "value": 3}]}))
-        .unwrap_err();
+    let error = SegmentRule::parse(
+        &json!({"all": [{"topic": "DANCE"}, {"attribute": "age", "op": "bigger", "value": 3}]}),
+    )
+    .unwrap_err();
     assert_eq!(error.path, "/all/1/op");
 }
 
@@ -154,12 +200,17 @@ async fn templates_are_checked_at_save_time_and_render_for_users() {
         .engine
         .create_template(TemplateDraft {
             name: "Festival".into(),
-            content: "Hi {{ name | default(\"there\") }}! {{ event.venue }} in {{ attributes.city }}.".into(),
+            content:
+                "Hi {{ name | default(\"there\") }}! {{ event.venue }} in {{ attributes.city }}."
+                    .into(),
             ..TemplateDraft::default()
         })
         .await
         .unwrap();
-    assert_eq!(template.placeholders, ["attributes.city", "event.venue", "name"]);
+    assert_eq!(
+        template.placeholders,
+        ["attributes.city", "event.venue", "name"]
+    );
 
     let preview = t
         .engine
@@ -180,8 +231,17 @@ async fn templates_are_checked_at_save_time_and_render_for_users() {
         .preview_template(template.id, PreviewInput::default())
         .await
         .unwrap_err();
-    assert!(missing.to_string().contains("missing placeholder event.venue"), "{missing}");
+    assert!(
+        missing
+            .to_string()
+            .contains("missing placeholder event.venue"),
+        "{missing}"
+    );
 
-    let listed = t.engine.list_templates(Some("festival"), &PageRequest::default()).await.unwrap();
+    let listed = t
+        .engine
+        .list_templates(Some("festival"), &PageRequest::default())
+        .await
+        .unwrap();
     assert_eq!(listed.items.len(), 1);
 }

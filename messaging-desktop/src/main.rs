@@ -17,7 +17,10 @@ async fn main() -> anyhow::Result<()> {
     println!("database: {url}");
     println!("users:    {}", engine.count_users().await?);
     for topic in engine.topics().await? {
-        println!("topic {:<20} {} subscriber(s)", topic.topic, topic.subscribers);
+        println!(
+            "topic {:<20} {} subscriber(s)",
+            topic.topic, topic.subscribers
+        );
     }
     Ok(())
 }

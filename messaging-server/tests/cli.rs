@@ -22,14 +22,27 @@ fn ingest_users_prints_the_data_quality_report() {
     let db = dir.path().join("cli.db");
     let csv = samples().join("users.csv");
     let output = run(&db, &["ingest", "users", csv.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("rows read:   16"), "{text}");
     assert!(text.contains("inserted:    12"), "{text}");
     assert!(text.contains("line     15  phone"), "{text}");
 
     // Again, as JSON: everything is an update now, and --fail-on-invalid fails.
-    let output = run(&db, &["ingest", "users", csv.to_str().unwrap(), "--json", "--fail-on-invalid"]);
+    let output = run(
+        &db,
+        &[
+            "ingest",
+            "users",
+            csv.to_str().unwrap(),
+            "--json",
+            "--fail-on-invalid",
+        ],
+    );
     assert_eq!(output.status.code(), Some(2));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["report"]["updated"], 12);
@@ -41,8 +54,14 @@ fn ingest_events_counts_duplicates_by_id() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("cli.db");
     let events = samples().join("events.jsonl");
-    let first = run(&db, &["ingest", "events", events.to_str().unwrap(), "--json"]);
-    let again = run(&db, &["ingest", "events", events.to_str().unwrap(), "--json"]);
+    let first = run(
+        &db,
+        &["ingest", "events", events.to_str().unwrap(), "--json"],
+    );
+    let again = run(
+        &db,
+        &["ingest", "events", events.to_str().unwrap(), "--json"],
+    );
     let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(first["report"]["inserted"], 6);

@@ -10,7 +10,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use anyhow::Context;
 use messaging_core::Engine;
 use messaging_core::domain::{SegmentDraft, TemplateDraft};
@@ -34,9 +33,13 @@ async fn main() -> anyhow::Result<()> {
         "users: {} read, {} inserted, {} updated, {} invalid",
         report.total, report.inserted, report.updated, report.invalid
     );
-    let events = std::fs::File::open(samples.join("events.jsonl")).context("samples/events.jsonl")?;
+    let events =
+        std::fs::File::open(samples.join("events.jsonl")).context("samples/events.jsonl")?;
     let report = engine.ingest_events(events).await?;
-    println!("events: {} recorded, {} duplicates", report.inserted, report.duplicates);
+    println!(
+        "events: {} recorded, {} duplicates",
+        report.inserted, report.duplicates
+    );
 
     let dancers = engine
         .create_segment(SegmentDraft {
@@ -49,12 +52,16 @@ async fn main() -> anyhow::Result<()> {
     let template = engine
         .create_template(TemplateDraft {
             name: "Festival invite".into(),
-            content: "Hi {{ name | default(\"there\") }}! The Dance Festival is at {{ event.venue }}.".into(),
+            content:
+                "Hi {{ name | default(\"there\") }}! The Dance Festival is at {{ event.venue }}."
+                    .into(),
             ..TemplateDraft::default()
         })
         .await?;
 
-    let members = engine.segment_members(dancers.id, &PageRequest::first(10)).await?;
+    let members = engine
+        .segment_members(dancers.id, &PageRequest::first(10))
+        .await?;
     println!("\n{} member(s) of {:?}:", members.items.len(), dancers.name);
     for user in members.items {
         let preview = engine

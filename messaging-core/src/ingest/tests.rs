@@ -5,7 +5,9 @@
 use chrono::Utc;
 use proptest::prelude::*;
 
-use super::{IngestError, IngestReport, Outcome, parse_events, parse_users_csv, parse_users_json, run};
+use super::{
+    IngestError, IngestReport, Outcome, parse_events, parse_users_csv, parse_users_json, run,
+};
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
@@ -22,10 +24,26 @@ fn ingest(kind: Kind, input: Vec<u8>) -> Result<IngestReport, IngestError> {
     let write = |n: usize| async move { Ok(vec![Outcome::Inserted; n]) };
     runtime.block_on(async move {
         match kind {
-            Kind::Csv => run(move |sink| parse_users_csv(input, sink), |b: Vec<_>| write(b.len())).await,
-            Kind::Json => run(move |sink| parse_users_json(input, sink), |b: Vec<_>| write(b.len())).await,
+            Kind::Csv => {
+                run(
+                    move |sink| parse_users_csv(input, sink),
+                    |b: Vec<_>| write(b.len()),
+                )
+                .await
+            }
+            Kind::Json => {
+                run(
+                    move |sink| parse_users_json(input, sink),
+                    |b: Vec<_>| write(b.len()),
+                )
+                .await
+            }
             Kind::Events => {
-                run(move |sink| parse_events(input, Utc::now(), sink), |b: Vec<_>| write(b.len())).await
+                run(
+                    move |sink| parse_events(input, Utc::now(), sink),
+                    |b: Vec<_>| write(b.len()),
+                )
+                .await
             }
         }
     })
@@ -54,7 +72,10 @@ fn csv_rows() -> impl Strategy<Value = String> {
     ];
     let row = proptest::collection::vec(cell, 1..7).prop_map(|cells| cells.join(","));
     proptest::collection::vec(row, 0..30).prop_map(|rows| {
-        format!("phone,name,consent_state,attributes,timezone,extra\n{}", rows.join("\n"))
+        format!(
+            "phone,name,consent_state,attributes,timezone,extra\n{}",
+            rows.join("\n")
+        )
     })
 }
 
