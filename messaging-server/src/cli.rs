@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use messaging_core::Engine;
 use messaging_core::ingest::{IngestReport, UserFileFormat};
+use messaging_core::{Engine, EngineError};
 
 use crate::config::Config;
 
@@ -107,13 +107,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     let (input, progress) = open_input(&file)?;
                     let report = engine.ingest_users(input, format).await;
                     progress.finish_and_clear();
-                    (report?, output)
+                    (stopped_with_report(report)?, output)
                 }
                 IngestCommand::Events { file, output } => {
                     let (input, progress) = open_input(&file)?;
                     let report = engine.ingest_events(input).await;
                     progress.finish_and_clear();
-                    (report?, output)
+                    (stopped_with_report(report)?, output)
                 }
             };
             if output.json {
@@ -130,6 +130,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// When an import stopped part-way, shows what it did before the error is reported.
+fn stopped_with_report(
+    result: Result<IngestReport, EngineError>,
+) -> Result<IngestReport, EngineError> {
+    if let Err(EngineError::Ingest(error)) = &result
+        && let Some(report) = error.partial_report()
+    {
+        println!("the import stopped part-way; rows handled before the stop:");
+        print_report(report);
+        println!();
+    }
+    result
 }
 
 async fn open_engine(config: &Config) -> anyhow::Result<Engine> {

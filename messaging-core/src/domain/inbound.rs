@@ -40,7 +40,10 @@ impl Command {
         let mut words = body.split_whitespace();
         let keyword = words.next()?.trim_matches(|c: char| !c.is_alphanumeric());
         let keyword = keyword.to_ascii_uppercase();
-        let argument = words.next();
+        // Punctuation around the topic (`SUBSCRIBE dance!`) is not part of it.
+        let argument = words.next().map(|word| {
+            word.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        });
         if words.next().is_some() {
             return None;
         }
@@ -115,6 +118,10 @@ mod tests {
         );
         assert_eq!(parse("UNSUBSCRIBE"), Some((Command::Stop, None)));
         assert_eq!(parse("STOP."), Some((Command::Stop, None)));
+        assert_eq!(
+            parse("SUBSCRIBE dance!"),
+            Some((Command::Subscribe, Some("DANCE".into())))
+        );
     }
 
     #[test]

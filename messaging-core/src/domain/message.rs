@@ -128,12 +128,13 @@ impl MessageStatus {
 
     /// Maps a Twilio `MessageStatus` (`queued`, `sent`, `delivered`, `read`, `failed`,
     /// `undelivered`…) onto ours; `None` for statuses that say nothing about delivery
-    /// (`receiving`, `received`).
+    /// (`receiving`, `received`). Twilio's own queue (`accepted`, `scheduled`, `queued`) is
+    /// our `sending`: the provider has the message. It never maps to our `queued`, so a
+    /// callback can never put a message back in the outbox to be sent again.
     pub fn from_twilio(status: &str) -> Option<MessageStatus> {
         use MessageStatus::*;
         match status.trim().to_ascii_lowercase().as_str() {
-            "accepted" | "scheduled" | "queued" => Some(Queued),
-            "sending" => Some(Sending),
+            "accepted" | "scheduled" | "queued" | "sending" => Some(Sending),
             "sent" => Some(Sent),
             "delivered" => Some(Delivered),
             "read" => Some(Read),
@@ -228,5 +229,6 @@ mod tests {
         }
         assert_eq!(MessageStatus::from_twilio("DELIVERED"), Some(Delivered));
         assert_eq!(MessageStatus::from_twilio("received"), None);
+        assert_eq!(MessageStatus::from_twilio("queued"), Some(Sending));
     }
 }

@@ -17,9 +17,7 @@ pub struct TimeZoneError(pub String);
 impl TimeZone {
     /// Parses an IANA name (`Europe/London`, `UTC`).
     pub fn parse(input: &str) -> Result<Self, TimeZoneError> {
-        input
-            .trim()
-            .parse::<Tz>()
+        Tz::from_str_insensitive(input.trim())
             .map(Self)
             .map_err(|_| TimeZoneError(input.to_owned()))
     }
@@ -65,5 +63,10 @@ mod tests {
             "Asia/Colombo"
         );
         assert!(TimeZone::parse("Mars/Olympus").is_err());
+        assert_eq!(
+            TimeZone::parse("asia/colombo").unwrap().name(),
+            "Asia/Colombo"
+        );
+        assert_eq!(TimeZone::parse("utc").unwrap().name(), "UTC");
     }
 }

@@ -29,17 +29,19 @@ impl Topic {
         if text.is_empty() {
             return Err(TopicError::Empty);
         }
-        let length = text.chars().count();
-        if length > 64 {
-            return Err(TopicError::TooLong(length));
-        }
         if let Some(bad) = text
             .chars()
             .find(|c| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
         {
             return Err(TopicError::InvalidCharacter(bad));
         }
-        Ok(Self(text.to_uppercase()))
+        // Upper-casing can lengthen a name (ß becomes SS), so the limit applies after it.
+        let upper = text.to_uppercase();
+        let length = upper.chars().count();
+        if length > 64 {
+            return Err(TopicError::TooLong(length));
+        }
+        Ok(Self(upper))
     }
 
     /// The topic's canonical (upper-case) name.
@@ -96,5 +98,6 @@ mod tests {
         assert_eq!(Topic::parse("  "), Err(TopicError::Empty));
         assert_eq!(Topic::parse("a b"), Err(TopicError::InvalidCharacter(' ')));
         assert_eq!(Topic::parse(&"x".repeat(65)), Err(TopicError::TooLong(65)));
+        assert_eq!(Topic::parse(&"ß".repeat(40)), Err(TopicError::TooLong(80)));
     }
 }

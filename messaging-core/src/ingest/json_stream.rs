@@ -16,57 +16,37 @@ const MAX_OBJECT_BYTES: usize = 1 << 20;
 /// One object of the input, or why the text at that line is not one.
 pub(crate) type JsonRecord = Result<Map<String, Value>, String>;
 
-/// Calls `each(line, record)` for every object in `input`, in order. `each` answers `false` to
-/// stop early.
+/// Calls `each(line, record)` for every object in `input`, in order. The input is a sequence
+/// of JSON arrays of objects and lines holding one object each, in any mix (a JSON file, a
+/// JSONL file, or arrays written one after another). A line that is neither is reported as a
+/// bad record and reading goes on. `each` answers `false` to stop early.
 pub(crate) fn for_each_object<R: Read>(
     input: R,
     mut each: impl FnMut(u64, JsonRecord) -> bool,
 ) -> Result<(), IngestError> {
-    let mut reader = BufReader::with_capacity(64 * 1024, input);
-    skip_bom(&mut reader)?;
-    let mut line = 1u64;
-    let first = loop {
-        let buffer = reader.fill_buf()?;
-        let Some(&byte) = buffer.first() else {
-            return Err(IngestError::Empty);
-        };
-        if byte.is_ascii_whitespace() {
-            line += u64::from(byte == b'\n');
-            reader.consume(1);
-        } else {
-            break byte;
-        }
+    let mut scanner = Scanner {
+        reader: BufReader::with_capacity(64 * 1024, input),
+        line: 1,
     };
-    match first {
-        b'[' => {
-            reader.consume(1);
-            read_array(reader, line, each)
+    skip_bom(&mut scanner.reader)?;
+    let mut empty = true;
+    while let Some(first) = scanner.skip_whitespace()? {
+        empty = false;
+        let go_on = if first == b'[' {
+            scanner.reader.consume(1);
+            scanner.read_array(&mut each)?
+        } else {
+            let (line, text) = scanner.read_line()?;
+            each(line, text.and_then(|text| to_object(&text)))
+        };
+        if !go_on {
+            return Ok(());
         }
-        b'{' => {
-            let mut lines = LineReader {
-                reader,
-                line: line - 1,
-            };
-            while let Some((at, text)) = lines.next_line()? {
-                let record = match text {
-                    Ok(text) if text.iter().all(u8::is_ascii_whitespace) => continue,
-                    Ok(text) => to_object(&text),
-                    Err(reason) => Err(reason),
-                };
-                if !each(at, record) {
-                    break;
-                }
-            }
-            Ok(())
-        }
-        other => Err(IngestError::Malformed {
-            line,
-            reason: format!(
-                "expected a JSON array or one JSON object per line, found {:?}",
-                char::from(other)
-            ),
-        }),
     }
+    if empty {
+        return Err(IngestError::Empty);
+    }
+    Ok(())
 }
 
 /// Skips a UTF-8 byte order mark, which spreadsheet programs like to write.
@@ -88,131 +68,142 @@ fn to_object(text: &[u8]) -> JsonRecord {
     }
 }
 
-/// A line's bytes, or why it was not kept.
+/// A line's bytes, or why they were not kept.
 type Line = Result<Vec<u8>, String>;
 
-struct LineReader<R> {
+/// Reads the input while counting lines.
+struct Scanner<R> {
     reader: R,
+    /// The line the next unread byte is on.
     line: u64,
 }
 
-impl<R: BufRead> LineReader<R> {
-    /// The next line (without its newline), or a complaint if it is too long; `None` at the end.
-    fn next_line(&mut self) -> Result<Option<(u64, Line)>, IngestError> {
+impl<R: BufRead> Scanner<R> {
+    /// Skips whitespace and answers the next byte without consuming it; `None` at the end.
+    fn skip_whitespace(&mut self) -> Result<Option<u8>, IngestError> {
+        loop {
+            let buffer = self.reader.fill_buf()?;
+            let Some(&byte) = buffer.first() else {
+                return Ok(None);
+            };
+            if !byte.is_ascii_whitespace() {
+                return Ok(Some(byte));
+            }
+            self.line += u64::from(byte == b'\n');
+            self.reader.consume(1);
+        }
+    }
+
+    /// Reads the rest of the current line (without its newline), with the line's number.
+    fn read_line(&mut self) -> Result<(u64, Line), IngestError> {
+        let line = self.line;
         let mut text = Vec::new();
         let mut too_long = false;
-        let mut read_any = false;
         loop {
             let buffer = self.reader.fill_buf()?;
             if buffer.is_empty() {
                 break;
             }
-            read_any = true;
-            let (chunk, done) = match memchr_newline(buffer) {
-                Some(i) => (&buffer[..i], i + 1),
-                None => (buffer, buffer.len()),
+            let (chunk, used, ended) = match buffer.iter().position(|b| *b == b'\n') {
+                Some(i) => (&buffer[..i], i + 1, true),
+                None => (buffer, buffer.len(), false),
             };
-            let ends_line = done > chunk.len();
             if text.len() + chunk.len() > MAX_OBJECT_BYTES {
                 too_long = true;
             } else {
                 text.extend_from_slice(chunk);
             }
-            self.reader.consume(done);
-            if ends_line {
+            self.reader.consume(used);
+            if ended {
+                self.line += 1;
                 break;
             }
         }
-        if !read_any {
-            return Ok(None);
-        }
-        self.line += 1;
-        let result = if too_long {
+        let text = if too_long {
             Err(format!("line is longer than {MAX_OBJECT_BYTES} bytes"))
         } else {
             Ok(text)
         };
-        Ok(Some((self.line, result)))
+        Ok((line, text))
     }
-}
 
-fn memchr_newline(buffer: &[u8]) -> Option<usize> {
-    buffer.iter().position(|b| *b == b'\n')
-}
-
-/// Reads the elements of a JSON array whose `[` was just consumed.
-fn read_array<R: BufRead>(
-    mut reader: R,
-    mut line: u64,
-    mut each: impl FnMut(u64, JsonRecord) -> bool,
-) -> Result<(), IngestError> {
-    let mut element = Vec::new();
-    let mut start_line = line;
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    let mut oversized = false;
-    loop {
-        let buffer = reader.fill_buf()?;
-        if buffer.is_empty() {
-            return Err(IngestError::Malformed {
-                line: start_line,
-                reason: "the JSON array is not closed: the input ended inside it".into(),
-            });
-        }
-        let mut used = 0;
-        for &byte in buffer {
-            used += 1;
-            if byte == b'\n' {
-                line += 1;
+    /// Reads the elements of a JSON array whose `[` was just consumed, up to its `]`.
+    /// Answers `false` when `each` asked to stop.
+    fn read_array(
+        &mut self,
+        each: &mut impl FnMut(u64, JsonRecord) -> bool,
+    ) -> Result<bool, IngestError> {
+        let mut element = Vec::new();
+        let mut start_line = self.line;
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        let mut oversized = false;
+        loop {
+            let buffer = self.reader.fill_buf()?;
+            if buffer.is_empty() {
+                return Err(IngestError::Malformed {
+                    line: start_line,
+                    reason: "the JSON array is not closed: the input ended inside it".into(),
+                });
             }
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if byte == b'\\' {
-                    escaped = true;
-                } else if byte == b'"' {
-                    in_string = false;
+            let mut used = 0;
+            for &byte in buffer {
+                used += 1;
+                if byte == b'\n' {
+                    self.line += 1;
                 }
-                push(&mut element, byte, &mut oversized);
-                continue;
-            }
-            match byte {
-                b'"' => {
-                    in_string = true;
-                    escaped = false;
-                }
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' if depth > 0 => depth -= 1,
-                b',' | b']' if depth == 0 => {
-                    let record = if oversized {
-                        Err(format!("element is longer than {MAX_OBJECT_BYTES} bytes"))
-                    } else if element.iter().all(u8::is_ascii_whitespace) {
-                        if byte == b']' && element.is_empty() {
-                            reader.consume(used);
-                            return Ok(());
-                        }
-                        Err("empty array element".into())
-                    } else {
-                        to_object(&element)
-                    };
-                    if !each(start_line, record) || byte == b']' {
-                        reader.consume(used);
-                        return Ok(());
+                if in_string {
+                    if escaped {
+                        escaped = false;
+                    } else if byte == b'\\' {
+                        escaped = true;
+                    } else if byte == b'"' {
+                        in_string = false;
                     }
-                    element.clear();
-                    oversized = false;
-                    start_line = line;
+                    push(&mut element, byte, &mut oversized);
                     continue;
                 }
-                _ => {}
+                match byte {
+                    b'"' => {
+                        in_string = true;
+                        escaped = false;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' if depth > 0 => depth -= 1,
+                    b',' | b']' if depth == 0 => {
+                        let closing = byte == b']';
+                        let blank = element.iter().all(u8::is_ascii_whitespace);
+                        let go_on = if closing && blank && element.is_empty() {
+                            true
+                        } else {
+                            let record = if oversized {
+                                Err(format!("element is longer than {MAX_OBJECT_BYTES} bytes"))
+                            } else if blank {
+                                Err("empty array element".into())
+                            } else {
+                                to_object(&element)
+                            };
+                            each(start_line, record)
+                        };
+                        if !go_on || closing {
+                            self.reader.consume(used);
+                            return Ok(go_on);
+                        }
+                        element.clear();
+                        oversized = false;
+                        start_line = self.line;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if element.is_empty() && byte.is_ascii_whitespace() {
+                    // Leading whitespace: the element starts on a later line.
+                    start_line = self.line;
+                    continue;
+                }
+                push(&mut element, byte, &mut oversized);
             }
-            if element.is_empty() && byte.is_ascii_whitespace() {
-                // Leading whitespace: the element starts on a later line.
-                start_line = line;
-                continue;
-            }
-            push(&mut element, byte, &mut oversized);
+            self.reader.consume(used);
         }
-        reader.consume(used);
     }
 }
 
@@ -281,16 +272,29 @@ mod tests {
     #[test]
     fn structural_damage_is_reported_with_its_line() {
         assert!(matches!(collect("   "), Err(IngestError::Empty)));
-        assert!(matches!(
-            collect("\n\nhello"),
-            Err(IngestError::Malformed { line: 3, .. })
-        ));
+        let stray = collect("\n\nhello").unwrap();
+        assert_eq!(stray[0].0, 3);
+        assert!(stray[0].1.as_ref().unwrap_err().contains("not valid JSON"));
         assert!(matches!(
             collect("[{\"a\": 1},\n{\"b\""),
             Err(IngestError::Malformed { line: 2, .. })
         ));
         assert_eq!(collect("[]").unwrap(), vec![]);
         assert_eq!(collect("\u{feff}[{}]").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn nothing_after_the_closing_bracket_is_lost() {
+        let two_arrays = collect("[{\"a\": 1}]\n[{\"b\": 2}]").unwrap();
+        assert_eq!(two_arrays.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2]);
+        assert!(two_arrays.iter().all(|r| r.1.is_ok()));
+        let garbage = collect("[{\"a\": 1}] garbage").unwrap();
+        assert_eq!(garbage.len(), 2);
+        assert!(garbage[1].1.is_err());
+        // A JSONL file whose first line happens to be an array goes on line by line.
+        let events = collect("[\"oops\"]\n{\"name\":\"a\"}\n{\"name\":\"b\"}").unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(events[0].1.is_err() && events[1].1.is_ok() && events[2].1.is_ok());
     }
 
     #[test]

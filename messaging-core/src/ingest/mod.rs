@@ -96,7 +96,7 @@ pub struct IngestReport {
 }
 
 /// Why an ingestion stopped before the end of its input. Rows written before the stop stay
-/// written; the report up to that point is lost only in that the error replaces it.
+/// written, and [`IngestError::Stopped`] carries the report of what was done.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// The input could not be read.
@@ -113,6 +113,12 @@ pub enum IngestError {
         /// The header's columns.
         found: String,
     },
+    /// A CSV header that cannot be read unambiguously.
+    #[error("the CSV header is not usable: {reason}")]
+    BadHeader {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The input's structure is broken in a way that no later row can be trusted.
     #[error("line {line}: {reason}")]
     Malformed {
@@ -124,6 +130,26 @@ pub enum IngestError {
     /// Writing to the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The input stopped (or the store failed) part-way, after some rows were handled; the
+    /// report says what they were. Batches written before the stop stay written.
+    #[error("{cause} (stopped after {} rows: {} inserted, {} updated, {} duplicates, {} invalid)",
+        .report.total, .report.inserted, .report.updated, .report.duplicates, .report.invalid)]
+    Stopped {
+        /// What stopped it.
+        cause: Box<IngestError>,
+        /// What was done before the stop.
+        report: Box<IngestReport>,
+    },
+}
+
+impl IngestError {
+    /// The report of the rows handled before the stop, if any were.
+    pub fn partial_report(&self) -> Option<&IngestReport> {
+        match self {
+            Self::Stopped { report, .. } => Some(report),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

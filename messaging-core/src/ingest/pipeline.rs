@@ -105,7 +105,7 @@ where
         let parsed = parse(&mut sink);
         // A flush can only fail if the writer stopped; its error is the one to report.
         let _ = sink.flush();
-        parsed.map(|()| sink.report)
+        (parsed, sink.report)
     });
 
     let mut written = IngestReport::default();
@@ -131,15 +131,27 @@ where
         // The parser may have stopped already; then nobody needs to know.
         let _ = done.send(());
     }
-    // Dropping the receiver unblocks a parser waiting to send.
+    // Closing both channels wakes a parser waiting to hand over a batch or for an
+    // acknowledgement, so it stops instead of waiting forever.
     drop(receiver);
-    let parsed = parser.await.map_err(|_| StoreError::WorkerGone)?;
-    if let Some(error) = write_error {
-        return Err(error.into());
-    }
-    let mut report = parsed?;
+    drop(done);
+    let (parsed, mut report) = parser.await.map_err(|_| StoreError::WorkerGone)?;
     report.inserted = written.inserted;
     report.updated = written.updated;
     report.duplicates = written.duplicates;
-    Ok(report)
+    // Rows the writer never got (after a failed write) are not in the report's counts.
+    report.total = report.inserted + report.updated + report.duplicates + report.invalid;
+    let cause = match (write_error, parsed) {
+        (Some(error), _) => IngestError::Store(error),
+        (None, Err(error)) => error,
+        (None, Ok(())) => return Ok(report),
+    };
+    Err(if report.total == 0 {
+        cause
+    } else {
+        IngestError::Stopped {
+            cause: Box::new(cause),
+            report: Box::new(report),
+        }
+    })
 }

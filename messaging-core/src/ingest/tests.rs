@@ -10,13 +10,13 @@ use super::{
 };
 
 #[derive(Clone, Copy, Debug)]
-enum Kind {
+pub(super) enum Kind {
     Csv,
     Json,
     Events,
 }
 
-fn ingest(kind: Kind, input: Vec<u8>) -> Result<IngestReport, IngestError> {
+pub(super) fn ingest(kind: Kind, input: Vec<u8>) -> Result<IngestReport, IngestError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a test runtime");
@@ -137,4 +137,47 @@ fn invalid_rows_beyond_the_list_limit_are_counted() {
     assert_eq!(report.invalid as usize, super::MAX_LISTED_ERRORS + 5);
     assert_eq!(report.errors.len(), super::MAX_LISTED_ERRORS);
     assert_eq!(report.errors_not_listed, 5);
+}
+
+#[test]
+fn a_failing_write_stops_the_import_instead_of_hanging() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut csv = String::from("phone\n");
+    for i in 0..(super::BATCH_SIZE * 3) {
+        csv.push_str(&format!("+1415{:07}\n", i));
+    }
+    let input = std::io::Cursor::new(csv.into_bytes());
+    let mut batches = 0;
+    let result = runtime.block_on(run(
+        move |sink| parse_users_csv(input, sink),
+        |batch: Vec<_>| {
+            batches += 1;
+            let fail = batches == 2;
+            async move {
+                if fail {
+                    Err(crate::store::StoreError::Database("disk full".into()))
+                } else {
+                    Ok(vec![Outcome::Inserted; batch.len()])
+                }
+            }
+        },
+    ));
+    let error = result.unwrap_err();
+    let report = error.partial_report().expect("the first batch was written");
+    assert_eq!(report.inserted as usize, super::BATCH_SIZE);
+    assert!(error.to_string().contains("disk full"), "{error}");
+}
+
+#[test]
+fn a_structural_error_keeps_the_report_of_rows_before_it() {
+    let error = ingest(
+        Kind::Json,
+        br#"[{"phone": "+14155552671"}, {"phone": "+1415"#.to_vec(),
+    )
+    .unwrap_err();
+    let report = error.partial_report().expect("one row was handled");
+    assert_eq!((report.total, report.inserted), (1, 1));
+    assert!(matches!(error, IngestError::Stopped { .. }));
 }

@@ -227,8 +227,13 @@ fn infer_scalar(text: &str) -> Value {
         if let Ok(n) = text.parse::<i64>() {
             return Value::Number(n.into());
         }
-        if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
-            return Value::Number(n);
+        // Decimals only while a double holds them exactly enough; a 20-digit id stays text
+        // rather than turning into 1.2345678901234567e19.
+        let significant = digits.bytes().filter(u8::is_ascii_digit).count();
+        if digits.contains('.') && significant <= 15 {
+            if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+                return Value::Number(n);
+            }
         }
     }
     Value::String(text.to_owned())
@@ -248,6 +253,14 @@ mod tests {
         assert_eq!(infer_scalar("+4412"), json!("+4412"));
         assert_eq!(infer_scalar("1e5"), json!("1e5"));
         assert_eq!(infer_scalar("0.5"), json!(0.5));
+        assert_eq!(
+            infer_scalar("12345678901234567890"),
+            json!("12345678901234567890")
+        );
+        assert_eq!(
+            infer_scalar("3.14159265358979323846"),
+            json!("3.14159265358979323846")
+        );
         assert_eq!(infer_scalar("Colombo"), json!("Colombo"));
     }
 

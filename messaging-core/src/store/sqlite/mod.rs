@@ -43,6 +43,12 @@ impl SqliteStore {
         if path.is_empty() || path.contains("://") {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         }
+        if path == ":memory:" || path.starts_with("file::memory:") {
+            // Each connection would get its own empty database.
+            return Err(StoreError::Database(
+                "in-memory SQLite databases are not supported: give a file path".into(),
+            ));
+        }
         Self::open(path).await
     }
 }
@@ -66,4 +72,21 @@ pub(crate) fn corrupt(error: impl std::fmt::Display) -> StoreError {
 
 pub(crate) fn to_json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_memory_databases_are_refused_with_a_reason() {
+        for url in ["sqlite::memory:", "sqlite://:memory:"] {
+            let error = SqliteStore::open_url(url).await.err().expect("refused");
+            assert!(error.to_string().contains("give a file path"), "{error}");
+        }
+        assert!(matches!(
+            SqliteStore::open_url("postgres://localhost/db").await,
+            Err(StoreError::UnsupportedUrl(_))
+        ));
+    }
 }
