@@ -1,6 +1,26 @@
 //! The domain vocabulary. Every type here is valid by construction: text from outside is
 //! parsed into these types once, at the edge, and trusted everywhere after.
 
+/// Serialises a parsed text type as its text, and deserialises it through its `parse`, so a
+/// bad value in JSON is refused with the type's own reason.
+macro_rules! text_serde {
+    ($type:ty, $as_text:ident) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.$as_text())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                Self::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use text_serde;
+
 mod audit;
 mod campaign;
 mod consent;

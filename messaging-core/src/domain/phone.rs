@@ -5,8 +5,6 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// A phone number in E.164 form (`+14155552671`): a `+`, a country calling code assigned by the
 /// ITU, and at most 15 digits in all.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -180,18 +178,7 @@ impl AsRef<str> for PhoneNumber {
     }
 }
 
-impl Serialize for PhoneNumber {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for PhoneNumber {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+super::text_serde!(PhoneNumber, as_str);
 
 #[cfg(test)]
 mod tests {

@@ -2,17 +2,17 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{
-    Connection, OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue,
-};
+use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
 
 use super::connection::db_error;
 use super::users::{USER_COLUMNS, into_page, like_pattern, page_clause, query_users};
-use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
 use crate::domain::{Segment, SegmentId, Template, TemplateId, User};
 use crate::segment::SegmentRule;
 use crate::segment::sql::Sqlite;
 use crate::store::{Page, PageRequest, SegmentStore, StoreError, TemplateStore};
+
+const SELECT_SEGMENTS: &str = "SELECT id, name, rule, created_at, updated_at FROM segments";
 
 const TEMPLATE_COLUMNS: &str = "id, name, content, channel, locale, content_sid, \
      content_variables, placeholders, created_at, updated_at";
@@ -102,6 +102,11 @@ fn list_by_id<T>(
     Ok(into_page(items, page.clamped_limit(), id_of))
 }
 
+/// Runs a `DELETE … WHERE id = ?`; whether a row went.
+fn delete_by_id(conn: &Connection, sql: &str, id: String) -> Result<bool, StoreError> {
+    conn.execute(sql, [id]).map(|n| n > 0).map_err(db_error)
+}
+
 fn template_params(t: &Template) -> Result<[SqlValue; 10], StoreError> {
     let text = |s: &Option<String>| s.clone().map_or(SqlValue::Null, SqlValue::Text);
     Ok([
@@ -179,12 +184,8 @@ impl TemplateStore for SqliteStore {
     async fn get_template(&self, id: TemplateId) -> Result<Option<Template>, StoreError> {
         self.db
             .read(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?"
-                ))
-                .and_then(|mut s| s.query_row([id.to_string()], template_from_row).optional())
-                .map_err(db_error)?
-                .transpose()
+                let sql = format!("SELECT {TEMPLATE_COLUMNS} FROM templates WHERE id = ?");
+                query_one(conn, &sql, id.to_string(), template_from_row)
             })
             .await
     }
@@ -213,9 +214,7 @@ impl TemplateStore for SqliteStore {
     async fn delete_template(&self, id: TemplateId) -> Result<bool, StoreError> {
         self.db
             .write(move |conn| {
-                conn.execute("DELETE FROM templates WHERE id = ?", [id.to_string()])
-                    .map(|n| n > 0)
-                    .map_err(db_error)
+                delete_by_id(conn, "DELETE FROM templates WHERE id = ?", id.to_string())
             })
             .await
     }
@@ -256,12 +255,8 @@ impl SegmentStore for SqliteStore {
     async fn get_segment(&self, id: SegmentId) -> Result<Option<Segment>, StoreError> {
         self.db
             .read(move |conn| {
-                conn.prepare_cached(
-                    "SELECT id, name, rule, created_at, updated_at FROM segments WHERE id = ?",
-                )
-                .and_then(|mut s| s.query_row([id.to_string()], segment_from_row).optional())
-                .map_err(db_error)?
-                .transpose()
+                let sql = format!("{SELECT_SEGMENTS} WHERE id = ?");
+                query_one(conn, &sql, id.to_string(), segment_from_row)
             })
             .await
     }
@@ -276,7 +271,7 @@ impl SegmentStore for SqliteStore {
             .read(move |conn| {
                 list_by_id(
                     conn,
-                    "SELECT id, name, rule, created_at, updated_at FROM segments",
+                    SELECT_SEGMENTS,
                     &["name"],
                     q.as_deref(),
                     &page,
@@ -290,9 +285,7 @@ impl SegmentStore for SqliteStore {
     async fn delete_segment(&self, id: SegmentId) -> Result<bool, StoreError> {
         self.db
             .write(move |conn| {
-                conn.execute("DELETE FROM segments WHERE id = ?", [id.to_string()])
-                    .map(|n| n > 0)
-                    .map_err(db_error)
+                delete_by_id(conn, "DELETE FROM segments WHERE id = ?", id.to_string())
             })
             .await
     }

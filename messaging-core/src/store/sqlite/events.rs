@@ -2,11 +2,11 @@
 //! stores it once, which is what makes re-ingesting a file harmless.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Row, params};
 
 use super::connection::db_error;
 use super::users::{into_page, page_clause};
-use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
 use crate::domain::{EventId, PhoneNumber, TriggerEvent};
 use crate::segment::sql::event_name_key;
 use crate::store::{EventStore, Page, PageRequest, RecordOutcome, StoreError};
@@ -99,10 +99,8 @@ impl EventStore for SqliteStore {
     async fn get_event(&self, id: EventId) -> Result<Option<TriggerEvent>, StoreError> {
         self.db
             .read(move |conn| {
-                conn.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?"))
-                    .and_then(|mut s| s.query_row([id.to_string()], event_from_row).optional())
-                    .map_err(db_error)?
-                    .transpose()
+                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?");
+                query_one(conn, &sql, id.to_string(), event_from_row)
             })
             .await
     }
@@ -111,12 +109,8 @@ impl EventStore for SqliteStore {
         let external_id = external_id.to_owned();
         self.db
             .read(move |conn| {
-                conn.prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE external_id = ?"
-                ))
-                .and_then(|mut s| s.query_row([external_id], event_from_row).optional())
-                .map_err(db_error)?
-                .transpose()
+                let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE external_id = ?");
+                query_one(conn, &sql, external_id, event_from_row)
             })
             .await
     }

@@ -70,6 +70,20 @@ pub(crate) fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
 
+/// Reads at most one row: `sql` selects by one key, `from_row` maps it.
+pub(crate) fn query_one<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    key: String,
+    from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<Result<T, StoreError>>,
+) -> Result<Option<T>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row([key], from_row).optional())
+        .map_err(connection::db_error)?
+        .transpose()
+}
+
 pub(crate) fn to_json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(corrupt)
 }
