@@ -146,16 +146,7 @@ fn accept(
             Err(_) => row.row_error(field.label(), "not valid UTF-8 text"),
         }
     }
-    match row.finish() {
-        Ok(user) => {
-            let repeat = !seen.insert(user.phone.as_u64());
-            sink.valid(user, repeat).is_ok()
-        }
-        Err(errors) => {
-            sink.invalid(line, errors);
-            true
-        }
-    }
+    row.deliver(line, sink, seen)
 }
 
 fn has_newline(record: &ByteRecord) -> bool {

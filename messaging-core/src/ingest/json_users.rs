@@ -29,16 +29,7 @@ pub(crate) fn parse_users_json<R: Read>(
             for (key, value) in object {
                 row.set_json(&UserField::from_name(&key, has_phone_key), value);
             }
-            match row.finish() {
-                Ok(user) => {
-                    let repeat = !seen.insert(user.phone.as_u64());
-                    sink.valid(user, repeat).is_ok()
-                }
-                Err(errors) => {
-                    sink.invalid(line, errors);
-                    true
-                }
-            }
+            row.deliver(line, &mut *sink, &mut seen)
         }
     })
 }

@@ -1,7 +1,11 @@
 //! Turns one input row (CSV cells or a JSON object) into a [`UserUpsert`], collecting every
 //! field's problem rather than stopping at the first.
 
+use std::collections::HashSet;
+
 use serde_json::{Number, Value};
+
+use super::pipeline::Sink;
 
 use crate::domain::{
     AttributePatch, Attributes, Consent, FieldError, PhoneNumber, TimeZone, Topic, UserChanges,
@@ -180,6 +184,26 @@ impl UserRow {
     /// Notes a problem that concerns the whole row.
     pub(crate) fn row_error(&mut self, field: &str, reason: impl Into<String>) {
         self.errors.push(FieldError::new(field, reason));
+    }
+
+    /// Hands the finished row to `sink`, as a user (a repeat when its phone is in `seen`) or
+    /// as an invalid row; `false` when the writer has stopped.
+    pub(crate) fn deliver(
+        self,
+        line: u64,
+        sink: &mut Sink<UserUpsert>,
+        seen: &mut HashSet<u64>,
+    ) -> bool {
+        match self.finish() {
+            Ok(user) => {
+                let repeat = !seen.insert(user.phone.as_u64());
+                sink.valid(user, repeat).is_ok()
+            }
+            Err(errors) => {
+                sink.invalid(line, errors);
+                true
+            }
+        }
     }
 
     /// The finished row, or every problem found in it.
