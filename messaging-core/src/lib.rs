@@ -30,6 +30,7 @@ pub mod domain;
 pub mod engine;
 pub mod ingest;
 pub mod memory;
+pub mod provider;
 pub mod segment;
 pub mod store;
 pub mod template;

@@ -1,0 +1,83 @@
+//! The [`Provider`] port: how a message leaves the platform. Adapters: Twilio's Messages API
+//! over HTTP, and the sandbox, which sends nothing and reports simulated statuses back through
+//! the same path as Twilio's status webhooks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{MessageId, MessageStatus, PhoneNumber};
+
+/// One message, ready for the provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    /// Our id of the message (used for idempotency and logs).
+    pub id: MessageId,
+    /// The recipient.
+    pub to: PhoneNumber,
+    /// Free text (inside WhatsApp's 24-hour window).
+    pub body: Option<String>,
+    /// An approved template's Content SID (`HX…`), used outside the window.
+    pub content_sid: Option<String>,
+    /// The approved template's variables, rendered (`{"1": "Amaya"}`).
+    pub content_variables: Option<BTreeMap<String, String>>,
+}
+
+/// The provider accepted the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The provider's id for it (Twilio's `MessageSid`, `SM…`).
+    pub provider_sid: String,
+    /// The status the provider reported at once (Twilio answers `queued` or `accepted`, which
+    /// is our `sending`).
+    pub status: MessageStatus,
+}
+
+/// Why a send did not succeed, sorted by what the caller should do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The provider refused the message for good (Twilio 21211 invalid number, 21610
+    /// unsubscribed recipient, 63016 outside the 24-hour window…): do not retry.
+    #[error("refused by the provider (code {code:?}): {message}")]
+    Permanent {
+        /// The provider's error code, when it gave one.
+        code: Option<String>,
+        /// The provider's explanation.
+        message: String,
+    },
+    /// The message was not taken (rate limited, provider error, connection refused): retry
+    /// later, after `retry_after` when the provider said.
+    #[error("temporarily refused (code {code:?}): {message}")]
+    Transient {
+        /// The provider's error code or HTTP status, when known.
+        code: Option<String>,
+        /// What happened.
+        message: String,
+        /// How long the provider asked us to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The request may have reached the provider but no answer came back (the connection
+    /// died, the request timed out): the message may or may not have been sent.
+    #[error("outcome unknown: {message}")]
+    Unknown {
+        /// What happened.
+        message: String,
+    },
+}
+
+/// A status report from a provider, in Twilio's status-callback form fields (`MessageSid`,
+/// `MessageStatus`, `ErrorCode`…). The sandbox produces these too, so simulated statuses take
+/// exactly the path of real webhooks.
+pub type StatusFields = BTreeMap<String, String>;
+
+/// Sends messages.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// A short name for logs and metrics (`twilio`, `sandbox`).
+    fn name(&self) -> &'static str;
+
+    /// Sends one message.
+    async fn send(&self, message: &OutboundMessage) -> Result<Accepted, SendError>;
+}
