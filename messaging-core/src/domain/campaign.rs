@@ -166,6 +166,41 @@ pub struct Campaign {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What an operator gives to create or replace a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignDraft {
+    /// A name operators recognise.
+    pub name: String,
+    /// When set, only subscribers of this topic are recipients.
+    #[serde(default)]
+    pub topic: Option<Topic>,
+    /// The message to send.
+    pub template_id: TemplateId,
+    /// When set, recipients are narrowed to this segment.
+    #[serde(default)]
+    pub segment_id: Option<SegmentId>,
+    /// What starts it (manual when not given).
+    #[serde(default = "manual")]
+    pub trigger: Trigger,
+    /// When it may send.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// At most this many sends per second for this campaign.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+    /// No sends in this daily period, in each recipient's time zone.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// `scheduled` to create it ready to start (or listening, for event triggers); otherwise
+    /// it starts as a `draft`. Ignored when replacing a campaign.
+    #[serde(default)]
+    pub status: Option<CampaignStatus>,
+}
+
+fn manual() -> Trigger {
+    Trigger::Manual
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

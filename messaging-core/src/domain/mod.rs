@@ -38,8 +38,8 @@ mod user;
 
 pub use audit::AuditDecision;
 pub use campaign::{
-    Campaign, CampaignCommand, CampaignStatus, CampaignTransitionError, QuietHours, Schedule,
-    Trigger,
+    Campaign, CampaignCommand, CampaignDraft, CampaignStatus, CampaignTransitionError, QuietHours,
+    Schedule, Trigger,
 };
 pub use consent::{Consent, ConsentError};
 pub use event::TriggerEvent;

@@ -10,7 +10,7 @@ use crate::domain::{
     User,
 };
 use crate::segment::SegmentRule;
-use crate::store::{Page, PageRequest};
+use crate::store::{Page, PageRequest, StoreError};
 use crate::template::{self, CompiledTemplate, RenderContext};
 
 use super::{Engine, EngineError};
@@ -114,9 +114,14 @@ impl Engine {
             .await?)
     }
 
-    /// Deletes a template.
+    /// Deletes a template no campaign uses.
     pub async fn delete_template(&self, id: TemplateId) -> Result<(), EngineError> {
-        if self.store.delete_template(id).await? {
+        if self
+            .store
+            .delete_template(id)
+            .await
+            .map_err(in_use("template"))?
+        {
             Ok(())
         } else {
             Err(EngineError::not_found("template", id))
@@ -197,9 +202,14 @@ impl Engine {
         Ok(self.store.list_segments(q.map(str::to_owned), page).await?)
     }
 
-    /// Deletes a segment.
+    /// Deletes a segment no campaign uses.
     pub async fn delete_segment(&self, id: SegmentId) -> Result<(), EngineError> {
-        if self.store.delete_segment(id).await? {
+        if self
+            .store
+            .delete_segment(id)
+            .await
+            .map_err(in_use("segment"))?
+        {
             Ok(())
         } else {
             Err(EngineError::not_found("segment", id))
@@ -238,6 +248,16 @@ impl Engine {
             .await?
             .items;
         Ok(SegmentPreview { count, sample })
+    }
+}
+
+/// Turns "still in use" into a conflict an operator understands.
+fn in_use(kind: &'static str) -> impl Fn(StoreError) -> EngineError {
+    move |error| match error {
+        StoreError::InUse(id) => EngineError::Conflict(format!(
+            "{kind} {id} is used by a campaign; change or delete the campaign first"
+        )),
+        other => other.into(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`Engine`]: the one way into the core. Front ends hold an `Arc<Engine>` and call its
 //! methods; everything behind it (store, clock, parsing, rendering) stays inside the crate.
 
+mod campaigns;
 mod catalog;
 mod people;
 
@@ -38,6 +39,10 @@ pub enum EngineError {
     /// The request is well-formed but a field's value is not acceptable.
     #[error("invalid {}", list_fields(.0))]
     Invalid(Vec<FieldError>),
+    /// The request conflicts with the current state (launching a running campaign, editing
+    /// one that is sending).
+    #[error("{0}")]
+    Conflict(String),
     /// A template does not compile.
     #[error("invalid template: {0}")]
     Template(#[from] TemplateError),

@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Consent, EventId, PhoneNumber, Segment, SegmentId, Subscription, Template, TemplateId, Topic,
-    TopicSummary, TriggerEvent, UpsertOutcome, User, UserUpsert,
+    Campaign, CampaignId, CampaignStatus, Consent, EventId, PhoneNumber, Segment, SegmentId,
+    Subscription, Template, TemplateId, Topic, TopicSummary, TriggerEvent, UpsertOutcome, User,
+    UserUpsert,
 };
 use crate::segment::SegmentRule;
 
@@ -28,6 +29,9 @@ pub enum StoreError {
     /// The database URL names a backend this build does not support.
     #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
     UnsupportedUrl(String),
+    /// The row is still referred to (a template a campaign uses) and was kept.
+    #[error("{0} is still in use")]
+    InUse(String),
     /// A cursor from a client could not be understood.
     #[error("invalid cursor {0:?}")]
     InvalidCursor(String),
@@ -237,10 +241,64 @@ pub trait EventStore: Send + Sync {
     async fn list_events(&self, page: &PageRequest) -> Result<Page<TriggerEvent>, StoreError>;
 }
 
+/// Filters for listing campaigns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CampaignQuery {
+    /// Free text matched against the name.
+    pub q: Option<String>,
+    /// Only campaigns in this state.
+    pub status: Option<CampaignStatus>,
+}
+
+/// Campaigns.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    /// Stores a new campaign.
+    async fn insert_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
+
+    /// Replaces a stored campaign's definition if it is still in the state `expected`;
+    /// `false` when it is not (or does not exist), so two processes cannot both win.
+    async fn update_campaign(
+        &self,
+        campaign: &Campaign,
+        expected: CampaignStatus,
+    ) -> Result<bool, StoreError>;
+
+    /// Moves a campaign from `from` to `to`, only if it is still in `from`; `false` otherwise.
+    async fn set_campaign_status(
+        &self,
+        id: CampaignId,
+        from: CampaignStatus,
+        to: CampaignStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// One campaign.
+    async fn get_campaign(&self, id: CampaignId) -> Result<Option<Campaign>, StoreError>;
+
+    /// Campaigns, oldest first.
+    async fn list_campaigns(
+        &self,
+        query: &CampaignQuery,
+        page: &PageRequest,
+    ) -> Result<Page<Campaign>, StoreError>;
+
+    /// Deletes a campaign if it is in the state `expected`; `false` otherwise.
+    async fn delete_campaign(
+        &self,
+        id: CampaignId,
+        expected: CampaignStatus,
+    ) -> Result<bool, StoreError>;
+}
+
 /// Everything the engine stores. Implemented automatically for any type with all the parts.
-pub trait Store: UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore {}
+pub trait Store:
+    UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore + CampaignStore
+{
+}
 
 impl<T> Store for T where
-    T: UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore
+    T: UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore + CampaignStore
 {
 }

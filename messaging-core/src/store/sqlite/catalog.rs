@@ -59,18 +59,25 @@ fn segment_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Segment, StoreErro
     })())
 }
 
-/// Lists rows of `table` by id (time-ordered UUIDs), optionally filtered by `LIKE` on `search`.
-fn list_by_id<T>(
+/// Lists rows by id (time-ordered UUIDs), optionally filtered by `LIKE` on `search_columns`
+/// and by `filters` (a condition with one placeholder and its value).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn list_by_id<T>(
     conn: &Connection,
     select: &str,
     search_columns: &[&str],
     q: Option<&str>,
+    filters: Vec<(&str, SqlValue)>,
     page: &PageRequest,
     from_row: fn(&Row<'_>) -> rusqlite::Result<Result<T, StoreError>>,
     id_of: fn(&T) -> String,
 ) -> Result<Page<T>, StoreError> {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
+    for (condition, value) in filters {
+        conditions.push(condition.to_owned());
+        params.push(value);
+    }
     if let Some(cursor) = &page.cursor {
         conditions.push("id > ?".to_owned());
         params.push(SqlValue::Text(cursor.clone()));
@@ -104,7 +111,15 @@ fn list_by_id<T>(
 
 /// Runs a `DELETE … WHERE id = ?`; whether a row went.
 fn delete_by_id(conn: &Connection, sql: &str, id: String) -> Result<bool, StoreError> {
-    conn.execute(sql, [id]).map(|n| n > 0).map_err(db_error)
+    match conn.execute(sql, [&id]) {
+        Ok(deleted) => Ok(deleted > 0),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(StoreError::InUse(id))
+        }
+        Err(e) => Err(db_error(e)),
+    }
 }
 
 fn template_params(t: &Template) -> Result<[SqlValue; 10], StoreError> {
@@ -203,6 +218,7 @@ impl TemplateStore for SqliteStore {
                     &format!("SELECT {TEMPLATE_COLUMNS} FROM templates"),
                     &["name", "content"],
                     q.as_deref(),
+                    Vec::new(),
                     &page,
                     template_from_row,
                     |t| t.id.to_string(),
@@ -274,6 +290,7 @@ impl SegmentStore for SqliteStore {
                     SELECT_SEGMENTS,
                     &["name"],
                     q.as_deref(),
+                    Vec::new(),
                     &page,
                     segment_from_row,
                     |s| s.id.to_string(),

@@ -71,6 +71,28 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_user ON events (user_phone, name_key, occurred_at);
     CREATE INDEX events_by_time ON events (received_at, id);
     "#,
+    // 2: campaigns.
+    r#"
+    CREATE TABLE campaigns (
+        id                    TEXT PRIMARY KEY NOT NULL,
+        name                  TEXT NOT NULL,
+        topic                 TEXT,
+        template_id           TEXT NOT NULL REFERENCES templates (id),
+        segment_id            TEXT REFERENCES segments (id),
+        trigger               TEXT NOT NULL,
+        trigger_event_key     TEXT,
+        start_at              INTEGER,
+        end_at                INTEGER,
+        rate_limit_per_second INTEGER,
+        quiet_hours           TEXT,
+        status                TEXT NOT NULL,
+        created_at            INTEGER NOT NULL,
+        updated_at            INTEGER NOT NULL
+    );
+    CREATE INDEX campaigns_by_status ON campaigns (status);
+    CREATE INDEX campaigns_by_trigger ON campaigns (trigger_event_key)
+        WHERE trigger_event_key IS NOT NULL;
+    "#,
 ];
 
 /// How many migrations this build knows.

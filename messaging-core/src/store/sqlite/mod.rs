@@ -3,6 +3,7 @@
 //! Times are stored as INTEGER Unix milliseconds, JSON as TEXT. See `migrations.rs` for the
 //! schema and `connection.rs` for how calls reach the database without blocking async code.
 
+mod campaigns;
 mod catalog;
 mod connection;
 mod events;
