@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{InboundId, PhoneNumber, Topic};
+use super::{FieldError, InboundId, PhoneNumber, Topic};
 
 /// A keyword command in an inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,6 +95,52 @@ pub struct InboundMessage {
     pub raw: BTreeMap<String, String>,
 }
 
+impl InboundMessage {
+    /// Reads Twilio's inbound webhook form fields (`MessageSid`, `From`, `Body`, `WaId`…),
+    /// keeping them all as `raw`. `MessageSid` and `From` are required.
+    pub fn from_webhook(
+        fields: BTreeMap<String, String>,
+        received_at: DateTime<Utc>,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let message_sid = fields
+            .get("MessageSid")
+            .or_else(|| fields.get("SmsMessageSid"))
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        if message_sid.is_none() {
+            errors.push(FieldError::new("MessageSid", "missing"));
+        }
+        let from = match fields.get("From").map(|f| PhoneNumber::parse(f)) {
+            Some(Ok(phone)) => Some(phone),
+            Some(Err(e)) => {
+                errors.push(FieldError::new("From", e.to_string()));
+                None
+            }
+            None => {
+                errors.push(FieldError::new("From", "missing"));
+                None
+            }
+        };
+        let (Some(message_sid), Some(from), true) = (message_sid, from, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let body = fields.get("Body").cloned().unwrap_or_default();
+        let parsed = Command::parse(&body);
+        Ok(Self {
+            id: InboundId::new(),
+            message_sid,
+            from,
+            wa_id: fields.get("WaId").filter(|w| !w.trim().is_empty()).cloned(),
+            command: parsed.as_ref().map(|p| p.command),
+            topic: parsed.and_then(|p| p.topic),
+            body,
+            received_at,
+            raw: fields,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +168,29 @@ mod tests {
             parse("SUBSCRIBE dance!"),
             Some((Command::Subscribe, Some("DANCE".into())))
         );
+    }
+
+    #[test]
+    fn reads_twilios_inbound_fields() {
+        let fields: BTreeMap<String, String> = [
+            ("MessageSid", "SM123"),
+            ("From", "whatsapp:+14155552671"),
+            ("Body", "subscribe dance"),
+            ("WaId", "14155552671"),
+            ("ProfileName", "Ann"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let now = Utc::now();
+        let message = InboundMessage::from_webhook(fields.clone(), now).unwrap();
+        assert_eq!(message.from.as_str(), "+14155552671");
+        assert_eq!(message.command, Some(Command::Subscribe));
+        assert_eq!(message.topic.unwrap().as_str(), "DANCE");
+        assert_eq!(message.raw, fields);
+        let errors = InboundMessage::from_webhook(BTreeMap::new(), now).unwrap_err();
+        let names: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(names, ["MessageSid", "From"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod catalog;
+mod inbound;
 mod people;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::store::{Store, StoreError};
 use crate::template::TemplateError;
 
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
+pub use inbound::InboundReceipt;
 
 /// The messaging engine.
 #[derive(Clone)]

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Campaign, CampaignId, CampaignStatus, Consent, EventId, PhoneNumber, Segment, SegmentId,
-    Subscription, Template, TemplateId, Topic, TopicSummary, TriggerEvent, UpsertOutcome, User,
-    UserUpsert,
+    Campaign, CampaignId, CampaignStatus, Consent, EventId, InboundMessage, PhoneNumber, Segment,
+    SegmentId, Subscription, Template, TemplateId, Topic, TopicSummary, TriggerEvent,
+    UpsertOutcome, User, UserUpsert,
 };
 use crate::segment::SegmentRule;
 
@@ -292,13 +292,63 @@ pub trait CampaignStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// What an inbound message changes about its sender, applied with the message itself.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InboundEffects {
+    /// The sender's WhatsApp profile name, used as the name of a user not yet stored.
+    pub profile_name: Option<String>,
+    /// A new consent state (START, STOP).
+    pub consent: Option<Consent>,
+    /// A topic to follow (SUBSCRIBE).
+    pub subscribe: Option<Topic>,
+    /// A topic to stop following (UNSUBSCRIBE).
+    pub unsubscribe: Option<Topic>,
+}
+
+/// Inbound WhatsApp messages.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait InboundStore: Send + Sync {
+    /// Stores an inbound message and, in the same transaction, applies its effects: the
+    /// sender becomes (or stays) a user, their 24-hour window opens at `received_at`, and
+    /// `effects` apply. A message whose `message_sid` is already stored changes nothing and
+    /// answers [`RecordOutcome::Duplicate`], so a webhook Twilio repeats acts once.
+    async fn receive_inbound(
+        &self,
+        message: &InboundMessage,
+        effects: &InboundEffects,
+    ) -> Result<RecordOutcome, StoreError>;
+
+    /// The inbound message with this `MessageSid`.
+    async fn find_inbound(&self, message_sid: &str) -> Result<Option<InboundMessage>, StoreError>;
+
+    /// Inbound messages, newest first, optionally only one sender's.
+    async fn list_inbound(
+        &self,
+        from: Option<PhoneNumber>,
+        page: &PageRequest,
+    ) -> Result<Page<InboundMessage>, StoreError>;
+}
+
 /// Everything the engine stores. Implemented automatically for any type with all the parts.
 pub trait Store:
-    UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore + CampaignStore
+    UserStore
+    + SubscriptionStore
+    + TemplateStore
+    + SegmentStore
+    + EventStore
+    + CampaignStore
+    + InboundStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + SubscriptionStore + TemplateStore + SegmentStore + EventStore + CampaignStore
+    T: UserStore
+        + SubscriptionStore
+        + TemplateStore
+        + SegmentStore
+        + EventStore
+        + CampaignStore
+        + InboundStore
 {
 }

@@ -93,6 +93,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX campaigns_by_trigger ON campaigns (trigger_event_key)
         WHERE trigger_event_key IS NOT NULL;
     "#,
+    // 3: inbound messages.
+    r#"
+    CREATE TABLE inbound (
+        id          TEXT PRIMARY KEY NOT NULL,
+        message_sid TEXT NOT NULL UNIQUE,
+        phone       TEXT NOT NULL,
+        wa_id       TEXT,
+        body        TEXT NOT NULL,
+        command     TEXT,
+        topic       TEXT,
+        received_at INTEGER NOT NULL,
+        raw         TEXT NOT NULL
+    );
+    CREATE INDEX inbound_by_phone ON inbound (phone, id);
+    "#,
 ];
 
 /// How many migrations this build knows.

@@ -7,6 +7,7 @@ mod campaigns;
 mod catalog;
 mod connection;
 mod events;
+mod inbound;
 mod migrations;
 mod users;
 

@@ -1,0 +1,111 @@
+//! What users send us: keyword commands (START, STOP, SUBSCRIBE <topic>, UNSUBSCRIBE <topic>,
+//! HELP) change their consent and subscriptions; everything else is kept as conversation.
+//! Webhook front ends call [`Engine::receive_inbound`] with Twilio's form fields and answer
+//! with the reply it gives.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::{Command, Consent, InboundMessage, PhoneNumber};
+use crate::store::{InboundEffects, Page, PageRequest, RecordOutcome};
+
+use super::{Engine, EngineError};
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundReceipt {
+    /// The message as stored (the first one, when Twilio repeated the webhook).
+    pub message: InboundMessage,
+    /// Twilio had delivered this `MessageSid` before; nothing was changed again.
+    pub duplicate: bool,
+    /// The confirmation to send back, for commands; `None` for conversation.
+    pub reply: Option<String>,
+}
+
+/// The confirmation for a command.
+fn reply_to(message: &InboundMessage) -> Option<String> {
+    let topic = message
+        .topic
+        .as_ref()
+        .map(|t| t.as_str())
+        .unwrap_or_default();
+    let text = match message.command? {
+        Command::Start => {
+            "You are subscribed to our WhatsApp messages again. Reply STOP to stop them, HELP for help.".to_owned()
+        }
+        Command::Stop => {
+            "You will get no more messages from us. Reply START to receive them again.".to_owned()
+        }
+        Command::Subscribe => {
+            format!("You are now subscribed to {topic}. Reply UNSUBSCRIBE {topic} to stop.")
+        }
+        Command::Unsubscribe => {
+            format!("You are unsubscribed from {topic}. Reply SUBSCRIBE {topic} to follow it again.")
+        }
+        Command::Help => "Reply START to receive messages, STOP to stop them, \
+             SUBSCRIBE <topic> or UNSUBSCRIBE <topic> to follow a topic or not."
+            .to_owned(),
+    };
+    Some(text)
+}
+
+impl Engine {
+    /// Handles one inbound WhatsApp message from Twilio's webhook fields. Idempotent on
+    /// `MessageSid`: a repeated webhook changes nothing and gets the same reply.
+    pub async fn receive_inbound(
+        &self,
+        fields: BTreeMap<String, String>,
+    ) -> Result<InboundReceipt, EngineError> {
+        let profile_name = fields
+            .get("ProfileName")
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        let message =
+            InboundMessage::from_webhook(fields, self.clock.now()).map_err(EngineError::Invalid)?;
+        let effects = InboundEffects {
+            profile_name,
+            consent: match message.command {
+                Some(Command::Start) => Some(Consent::OptIn),
+                Some(Command::Stop) => Some(Consent::OptOut),
+                _ => None,
+            },
+            subscribe: (message.command == Some(Command::Subscribe))
+                .then(|| message.topic.clone())
+                .flatten(),
+            unsubscribe: (message.command == Some(Command::Unsubscribe))
+                .then(|| message.topic.clone())
+                .flatten(),
+        };
+        let outcome = self.store.receive_inbound(&message, &effects).await?;
+        let message = match outcome {
+            RecordOutcome::Recorded => message,
+            RecordOutcome::Duplicate => self
+                .store
+                .find_inbound(&message.message_sid)
+                .await?
+                .ok_or_else(|| EngineError::not_found("inbound message", &message.message_sid))?,
+        };
+        tracing::info!(
+            sid = %message.message_sid,
+            from = %message.from,
+            command = ?message.command,
+            duplicate = outcome == RecordOutcome::Duplicate,
+            "inbound message"
+        );
+        Ok(InboundReceipt {
+            reply: reply_to(&message),
+            duplicate: outcome == RecordOutcome::Duplicate,
+            message,
+        })
+    }
+
+    /// Inbound messages, newest first, optionally one user's.
+    pub async fn list_inbound(
+        &self,
+        from: Option<PhoneNumber>,
+        page: &PageRequest,
+    ) -> Result<Page<InboundMessage>, EngineError> {
+        Ok(self.store.list_inbound(from, page).await?)
+    }
+}
