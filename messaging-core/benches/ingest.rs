@@ -12,7 +12,8 @@
 //!    a bare rusqlite prepared INSERT with the engine's batching: the ceiling;
 //! 3. ingests the CSV through `Engine::ingest_users` into another fresh database, in a child
 //!    process so that its peak RSS (VmHWM) is its own;
-//! 4. counts a one-attribute segment over the result, beside a bare `COUNT(*)` scan.
+//! 4. launches a campaign to every opted-in user of the result (fan-out into the outbox);
+//! 5. counts a one-attribute segment over the result, beside a bare `COUNT(*)` scan.
 //!
 //! Figures are printed as rates and as ratios to the ceiling, since absolute numbers move
 //! with the machine.
@@ -203,6 +204,32 @@ fn segment_timings(db: &Path) -> (Duration, Duration, u64) {
     })
 }
 
+/// Fans a campaign to every opted-in user out into the outbox: read, render, write.
+fn fan_out_timing(db: &Path) -> (Duration, u64) {
+    let rt = runtime();
+    rt.block_on(async {
+        let engine = Engine::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let template = engine
+            .create_template(messaging_core::domain::TemplateDraft {
+                name: "bench".into(),
+                content: "Hi {{ name }}, news from {{ attributes.city }}!".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let draft: messaging_core::domain::CampaignDraft = serde_json::from_value(
+            serde_json::json!({"name": "bench", "template_id": template.id}),
+        )
+        .unwrap();
+        let campaign = engine.create_campaign(draft).await.unwrap();
+        let start = Instant::now();
+        let (_, summary) = engine.launch_campaign(campaign.id).await.unwrap();
+        (start.elapsed(), summary.unwrap().messages)
+    })
+}
+
 fn main() {
     if let (Ok(csv), Ok(db)) = (
         std::env::var("BENCH_CHILD_CSV"),
@@ -265,6 +292,16 @@ fn main() {
          ({:.0}% of ceiling)  peak RSS {:.1} MB",
         100.0 * rate / ceiling_rate,
         rss_kib / 1024.0
+    );
+
+    let (fan_out, messages) = fan_out_timing(&db);
+    let fan_out_rate = messages as f64 / fan_out.as_secs_f64();
+    println!(
+        "fan-out   launch to all opted-in users ({messages} messages): {:>7.2} s  {:>10.0} msgs/s  \
+         ({:.0}% of the ceiling's insert rate)",
+        fan_out.as_secs_f64(),
+        fan_out_rate,
+        100.0 * fan_out_rate / ceiling_rate
     );
 
     let (segment, scan, count) = segment_timings(&db);

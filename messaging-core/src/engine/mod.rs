@@ -3,6 +3,7 @@
 
 mod campaigns;
 mod catalog;
+mod fanout;
 mod inbound;
 mod people;
 
@@ -17,6 +18,7 @@ use crate::store::{Store, StoreError};
 use crate::template::TemplateError;
 
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
+pub use fanout::RunSummary;
 pub use inbound::InboundReceipt;
 
 /// The messaging engine.

@@ -7,13 +7,15 @@
 
 pub mod sqlite;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Campaign, CampaignId, CampaignStatus, Consent, EventId, InboundMessage, PhoneNumber, Segment,
-    SegmentId, Subscription, Template, TemplateId, Topic, TopicSummary, TriggerEvent,
-    UpsertOutcome, User, UserUpsert,
+    AuditDecision, Campaign, CampaignId, CampaignStatus, Consent, EventId, InboundMessage, Message,
+    MessageId, MessageStatus, PhoneNumber, RunId, Segment, SegmentId, Subscription, Template,
+    TemplateId, Topic, TopicSummary, TriggerEvent, UpsertOutcome, User, UserUpsert,
 };
 use crate::segment::SegmentRule;
 
@@ -44,7 +46,7 @@ pub enum StoreError {
 /// `offset` is accepted for clients that count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
-    /// At most this many items (clamped to 1..=1000).
+    /// At most this many items (clamped to 1..=10,000; front ends set their own lower cap).
     pub limit: u32,
     /// Continue after this cursor.
     pub cursor: Option<String>,
@@ -73,7 +75,7 @@ impl PageRequest {
 
     /// The limit, clamped to what one page may hold.
     pub fn clamped_limit(&self) -> u32 {
-        self.limit.clamp(1, 1000)
+        self.limit.clamp(1, 10_000)
     }
 }
 
@@ -330,6 +332,91 @@ pub trait InboundStore: Send + Sync {
     ) -> Result<Page<InboundMessage>, StoreError>;
 }
 
+/// One run of a campaign: a launch, or one matching event. Its messages are unique per
+/// recipient, so a fan-out that is repeated after a crash adds no second message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CampaignRun {
+    /// Its id.
+    pub id: RunId,
+    /// The campaign.
+    pub campaign_id: CampaignId,
+    /// What started it: `launch`, or `event:<event id>`; unique per campaign.
+    pub trigger_key: String,
+    /// The event that started it, for event-triggered campaigns.
+    pub event_id: Option<EventId>,
+    /// How many recipients the fan-out wrote, once it finished.
+    pub recipients: Option<u64>,
+    /// When the run was opened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message as the fan-out writes it into the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Its id.
+    pub id: MessageId,
+    /// The recipient.
+    pub phone: PhoneNumber,
+    /// The rendered text (empty when rendering failed).
+    pub body: String,
+    /// The approved template's Content SID, when the template has one.
+    pub content_sid: Option<String>,
+    /// The approved template's variables, rendered.
+    pub content_variables: Option<BTreeMap<String, String>>,
+    /// `pending`, or `skipped` when a decision was already taken (a missing placeholder).
+    pub status: MessageStatus,
+    /// The decision that set the status, if any.
+    pub decision: Option<AuditDecision>,
+}
+
+/// Filters for listing messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageQuery {
+    /// Only this campaign's messages.
+    pub campaign_id: Option<CampaignId>,
+    /// Only messages to this user.
+    pub user: Option<PhoneNumber>,
+    /// Only messages in this status.
+    pub status: Option<MessageStatus>,
+}
+
+/// The outbox: campaign runs and their messages.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Opens the run of a campaign for `trigger_key`, or answers the run already opened for
+    /// it (after a crash, or when the same event arrives twice).
+    async fn open_run(
+        &self,
+        campaign_id: CampaignId,
+        trigger_key: &str,
+        event_id: Option<EventId>,
+        now: DateTime<Utc>,
+    ) -> Result<CampaignRun, StoreError>;
+
+    /// Writes entries of a run in one transaction, leaving out recipients the run already
+    /// has; answers how many were written.
+    async fn enqueue(
+        &self,
+        run: &CampaignRun,
+        entries: Vec<OutboxEntry>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Records that a run's fan-out is complete, with its number of messages.
+    async fn finish_run(&self, run: RunId) -> Result<u64, StoreError>;
+
+    /// One message, with its status history and decisions.
+    async fn get_message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
+
+    /// Messages, newest first (history and decisions left empty).
+    async fn list_messages(
+        &self,
+        query: &MessageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, StoreError>;
+}
+
 /// Everything the engine stores. Implemented automatically for any type with all the parts.
 pub trait Store:
     UserStore
@@ -339,6 +426,7 @@ pub trait Store:
     + EventStore
     + CampaignStore
     + InboundStore
+    + OutboxStore
 {
 }
 
@@ -350,5 +438,6 @@ impl<T> Store for T where
         + EventStore
         + CampaignStore
         + InboundStore
+        + OutboxStore
 {
 }

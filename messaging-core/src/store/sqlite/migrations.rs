@@ -108,6 +108,51 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX inbound_by_phone ON inbound (phone, id);
     "#,
+    // 4: the outbox: campaign runs, messages and their log of status changes and decisions.
+    r#"
+    CREATE TABLE campaign_runs (
+        id          TEXT PRIMARY KEY NOT NULL,
+        campaign_id TEXT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+        trigger_key TEXT NOT NULL,
+        event_id    TEXT,
+        recipients  INTEGER,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (campaign_id, trigger_key)
+    );
+
+    CREATE TABLE messages (
+        id                TEXT PRIMARY KEY NOT NULL,
+        campaign_id       TEXT,
+        run_id            TEXT REFERENCES campaign_runs (id) ON DELETE CASCADE,
+        phone             TEXT NOT NULL,
+        body              TEXT NOT NULL,
+        content_sid       TEXT,
+        content_variables TEXT,
+        status            TEXT NOT NULL,
+        provider_sid      TEXT UNIQUE,
+        error_code        TEXT,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        due_at            INTEGER NOT NULL,
+        lease_until       INTEGER,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL,
+        UNIQUE (run_id, phone)
+    );
+    CREATE INDEX messages_due ON messages (due_at)
+        WHERE status IN ('pending', 'queued', 'deferred', 'sending');
+    CREATE INDEX messages_by_campaign ON messages (campaign_id, status);
+    CREATE INDEX messages_by_phone ON messages (phone, id);
+
+    -- Status changes (step IS NULL) and policy decisions (step names the policy).
+    CREATE TABLE message_log (
+        message_id TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        at         INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        step       TEXT,
+        reason     TEXT
+    );
+    CREATE INDEX message_log_by_message ON message_log (message_id, at);
+    "#,
 ];
 
 /// How many migrations this build knows.

@@ -9,6 +9,7 @@ mod connection;
 mod events;
 mod inbound;
 mod migrations;
+mod outbox;
 mod users;
 
 use std::path::Path;

@@ -1,0 +1,187 @@
+//! Fan-out: turning one run of a campaign into one outbox message per recipient.
+//!
+//! Recipients are the subscribers of the campaign's topic (when set), narrowed by its segment
+//! (when set), narrowed by the triggering event's own rule; a campaign with neither topic nor
+//! segment goes to every opted-in user. Each recipient's message is rendered here, and
+//! decisions that can be taken at once are recorded with it (opted out, missing placeholder:
+//! skipped). Messages are unique per run and recipient, so running the fan-out of a run again
+//! (after a crash) adds only what is missing and never a second message.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::domain::{
+    AuditDecision, Campaign, CampaignCommand, CampaignId, Consent, Message, MessageId,
+    MessageStatus, Trigger, TriggerEvent, User,
+};
+use crate::segment::SegmentRule;
+use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest};
+use crate::template::{CompiledTemplate, RenderContext};
+
+use super::{Engine, EngineError};
+
+/// Users read, rendered and written per transaction.
+const FAN_OUT_BATCH: u32 = 5_000;
+
+/// What a fan-out did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The run.
+    pub run: CampaignRun,
+    /// Messages the run holds in all.
+    pub messages: u64,
+    /// Messages this call added (0 when the run had been fanned out already).
+    pub added: u64,
+}
+
+impl Engine {
+    /// Launches a campaign. A manual campaign starts running and its recipients are fanned
+    /// out into the outbox at once; an event-triggered one starts listening for its events.
+    pub async fn launch_campaign(
+        &self,
+        id: CampaignId,
+    ) -> Result<(Campaign, Option<RunSummary>), EngineError> {
+        let campaign = self.command_campaign(id, CampaignCommand::Launch).await?;
+        match campaign.trigger {
+            Trigger::Manual => {
+                let summary = self.fan_out(&campaign, None).await?;
+                Ok((campaign, Some(summary)))
+            }
+            Trigger::Event { .. } => Ok((campaign, None)),
+        }
+    }
+
+    /// Fans one run of `campaign` out into the outbox: the launch run, or the run of `event`.
+    /// Safe to repeat: the run and its messages are unique, so a repeat adds only what a
+    /// crash left missing.
+    pub async fn fan_out(
+        &self,
+        campaign: &Campaign,
+        event: Option<&TriggerEvent>,
+    ) -> Result<RunSummary, EngineError> {
+        let template = self.get_template(campaign.template_id).await?;
+        let compiled = CompiledTemplate::new(&template)?;
+        let rule = self.recipients_rule(campaign, event).await?;
+        let (trigger_key, event_id) = match event {
+            Some(event) => (format!("event:{}", event.id), Some(event.id)),
+            None => ("launch".to_owned(), None),
+        };
+        let now = self.clock.now();
+        let run = self
+            .store
+            .open_run(campaign.id, &trigger_key, event_id, now)
+            .await?;
+        let event_data = event.map(|e| e.data.clone()).unwrap_or_default();
+
+        let mut page = PageRequest::first(FAN_OUT_BATCH);
+        let mut added = 0;
+        loop {
+            let users = self.store.audience(&rule, now, &page).await?;
+            let entries = users
+                .items
+                .iter()
+                .map(|user| {
+                    let mut entry = entry_for(user, &compiled, &event_data, self.clock.now());
+                    entry.content_sid = template.content_sid.clone();
+                    entry
+                })
+                .collect();
+            added += self.store.enqueue(&run, entries, now).await?;
+            match users.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        let messages = self.store.finish_run(run.id).await?;
+        tracing::info!(campaign = %campaign.id, run = %run.id, messages, added, "fanned out");
+        Ok(RunSummary {
+            run,
+            messages,
+            added,
+        })
+    }
+
+    /// Who a run of `campaign` (for `event`, if any) is for.
+    async fn recipients_rule(
+        &self,
+        campaign: &Campaign,
+        event: Option<&TriggerEvent>,
+    ) -> Result<SegmentRule, EngineError> {
+        let mut parts = Vec::new();
+        if let Some(topic) = &campaign.topic {
+            parts.push(SegmentRule::parse(&json!({ "topic": topic.as_str() }))?);
+        }
+        if let Some(segment) = campaign.segment_id {
+            parts.push(self.get_segment(segment).await?.rule);
+        }
+        if parts.is_empty() {
+            parts.push(SegmentRule::parse(&json!({ "consent": "OPT_IN" }))?);
+        }
+        if let Some(rule) = event.and_then(|e| e.segment_rule.as_ref()) {
+            parts.push(rule.clone());
+        }
+        let mut rule = parts.remove(0);
+        for part in &parts {
+            rule = rule.and(part);
+        }
+        Ok(rule)
+    }
+
+    /// One message with its status history and decisions.
+    pub async fn get_message(&self, id: MessageId) -> Result<Message, EngineError> {
+        self.store
+            .get_message(id)
+            .await?
+            .ok_or_else(|| EngineError::not_found("message", id))
+    }
+
+    /// Messages, newest first.
+    pub async fn list_messages(
+        &self,
+        query: &MessageQuery,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, EngineError> {
+        Ok(self.store.list_messages(query, page).await?)
+    }
+}
+
+/// Renders one recipient's message and takes the decisions that need nothing but the user.
+fn entry_for(
+    user: &User,
+    template: &CompiledTemplate,
+    event: &serde_json::Map<String, serde_json::Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> OutboxEntry {
+    let context = RenderContext::for_user(user).with_event(event.clone());
+    let rendered = template
+        .render_body(&context)
+        .and_then(|body| Ok((body, template.render_content_variables(&context)?)));
+    let skip = |step: &str, reason: String| {
+        Some(AuditDecision {
+            step: step.to_owned(),
+            outcome: MessageStatus::Skipped,
+            reason,
+            at: now,
+        })
+    };
+    let (body, content_variables, decision) = match rendered {
+        Err(error) => (String::new(), None, skip("template", error.to_string())),
+        Ok((body, variables)) if user.consent_state == Consent::OptOut => (
+            body,
+            variables,
+            skip("consent", "the user has opted out".to_owned()),
+        ),
+        Ok((body, variables)) => (body, variables, None),
+    };
+    OutboxEntry {
+        id: MessageId::new(),
+        phone: user.phone.clone(),
+        body,
+        content_sid: None,
+        content_variables,
+        status: decision
+            .as_ref()
+            .map_or(MessageStatus::Pending, |d| d.outcome),
+        decision,
+    }
+}

@@ -1,0 +1,202 @@
+//! Fan-out of campaign runs into the outbox, over the sample data in a real SQLite file.
+
+mod common;
+
+use common::{TestEngine, engine, open_sample};
+use messaging_core::domain::{Campaign, CampaignDraft, MessageStatus, TemplateDraft, TriggerEvent};
+use messaging_core::ingest::UserFileFormat;
+use messaging_core::store::{MessageQuery, PageRequest};
+use serde_json::{Value, json};
+
+async fn with_samples() -> TestEngine {
+    let t = engine().await;
+    for (file, format) in [
+        ("users.csv", UserFileFormat::Csv),
+        ("users.json", UserFileFormat::Json),
+    ] {
+        t.engine
+            .ingest_users(open_sample(file), format)
+            .await
+            .unwrap();
+    }
+    t
+}
+
+async fn campaign(t: &TestEngine, content: &str, extra: Value) -> Campaign {
+    let template = t
+        .engine
+        .create_template(TemplateDraft {
+            name: "t".into(),
+            content: content.into(),
+            ..TemplateDraft::default()
+        })
+        .await
+        .unwrap();
+    let mut draft = json!({"name": "c", "template_id": template.id});
+    draft
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let draft: CampaignDraft = serde_json::from_value(draft).unwrap();
+    t.engine.create_campaign(draft).await.unwrap()
+}
+
+async fn messages(t: &TestEngine, campaign: &Campaign) -> Vec<(String, MessageStatus, String)> {
+    let query = MessageQuery {
+        campaign_id: Some(campaign.id),
+        ..MessageQuery::default()
+    };
+    let mut all: Vec<_> = t
+        .engine
+        .list_messages(&query, &PageRequest::first(1000))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|m| (m.user.to_string(), m.status, m.body))
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[tokio::test]
+async fn launching_writes_one_rendered_message_per_recipient() {
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "Hi {{ name }} ({{ attributes.plan }})",
+        json!({"topic": "DANCE"}),
+    )
+    .await;
+    let (launched, summary) = t.engine.launch_campaign(c.id).await.unwrap();
+    assert_eq!(
+        launched.status,
+        messaging_core::domain::CampaignStatus::Running
+    );
+    let summary = summary.unwrap();
+    assert_eq!((summary.messages, summary.added), (7, 7));
+
+    let all = messages(&t, &c).await;
+    let statuses: Vec<_> = all.iter().map(|(p, s, _)| (p.as_str(), *s)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("+447700900105", MessageStatus::Pending),
+            ("+5511912345108", MessageStatus::Pending),
+            ("+919876543106", MessageStatus::Pending),
+            ("+94771234501", MessageStatus::Pending),
+            ("+94771234503", MessageStatus::Skipped), // opted out
+            ("+94771234510", MessageStatus::Pending),
+            ("+94771234516", MessageStatus::Skipped), // no plan attribute
+        ]
+    );
+    assert_eq!(all[3].2, "Hi Amaya Perera (gold)");
+}
+
+#[tokio::test]
+async fn every_decision_is_recorded_with_its_reason() {
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "Hi {{ name }} ({{ attributes.plan }})",
+        json!({"topic": "DANCE"}),
+    )
+    .await;
+    t.engine.launch_campaign(c.id).await.unwrap();
+    let query = MessageQuery {
+        campaign_id: Some(c.id),
+        status: Some(MessageStatus::Skipped),
+        ..MessageQuery::default()
+    };
+    let skipped = t
+        .engine
+        .list_messages(&query, &PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(skipped.len(), 2);
+    for message in skipped {
+        let message = t.engine.get_message(message.id).await.unwrap();
+        let history: Vec<_> = message.history.iter().map(|h| h.status).collect();
+        assert_eq!(history, [MessageStatus::Pending, MessageStatus::Skipped]);
+        let decision = &message.decisions[0];
+        match message.user.as_str() {
+            "+94771234503" => assert_eq!(
+                (decision.step.as_str(), decision.reason.as_str()),
+                ("consent", "the user has opted out")
+            ),
+            _ => {
+                assert_eq!(decision.step, "template");
+                assert!(
+                    decision.reason.contains("attributes.plan"),
+                    "{}",
+                    decision.reason
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn repeating_a_fan_out_never_adds_a_second_message() {
+    let t = with_samples().await;
+    let c = campaign(&t, "Hi {{ name }}", json!({"topic": "MUSIC"})).await;
+    let (c, first) = t.engine.launch_campaign(c.id).await.unwrap();
+    // As after a crash mid-way: the same run is fanned out again.
+    let again = t.engine.fan_out(&c, None).await.unwrap();
+    let first = first.unwrap();
+    assert_eq!(again.run.id, first.run.id);
+    assert_eq!((again.messages, again.added), (first.messages, 0));
+    assert_eq!(messages(&t, &c).await.len() as u64, first.messages);
+}
+
+#[tokio::test]
+async fn event_runs_are_narrowed_by_the_event_and_render_its_data() {
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "{{ name }}: {{ event.venue }}",
+        json!({"topic": "DANCE", "trigger": {"type": "event", "event": "Dance Festival"}}),
+    )
+    .await;
+    let (armed, summary) = t.engine.launch_campaign(c.id).await.unwrap();
+    assert!(
+        summary.is_none(),
+        "launching an event campaign sends nothing by itself"
+    );
+    let event = TriggerEvent::from_json(
+        json!({"alert_name": "Dance Festival", "segment_rule": {"attributes.city": "Colombo"},
+               "trigger_data": {"venue": "Galle Face"}}),
+        common::start_time(),
+    )
+    .unwrap();
+    let summary = t.engine.fan_out(&armed, Some(&event)).await.unwrap();
+    assert_eq!(summary.messages, 3);
+    let bodies: Vec<_> = messages(&t, &c).await.into_iter().map(|m| m.2).collect();
+    assert_eq!(
+        bodies,
+        [
+            "Amaya Perera: Galle Face",
+            "Nimali Fernando: Galle Face",
+            "Sanduni Rajapaksa: Galle Face"
+        ]
+    );
+
+    // Another event is another run; the same event again is the same run.
+    let second = t.engine.fan_out(&armed, Some(&event)).await.unwrap();
+    assert_eq!((second.run.id, second.added), (summary.run.id, 0));
+}
+
+#[tokio::test]
+async fn without_topic_or_segment_every_opted_in_user_is_a_recipient() {
+    let t = with_samples().await;
+    let c = campaign(&t, "Hello {{ name | default(\"there\") }}", json!({})).await;
+    let (_, summary) = t.engine.launch_campaign(c.id).await.unwrap();
+    assert_eq!(summary.unwrap().messages, 13);
+    assert!(
+        messages(&t, &c)
+            .await
+            .iter()
+            .all(|m| m.1 == MessageStatus::Pending)
+    );
+}
