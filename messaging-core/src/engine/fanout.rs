@@ -7,6 +7,8 @@
 //! skipped). Messages are unique per run and recipient, so running the fan-out of a run again
 //! (after a crash) adds only what is missing and never a second message.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::json;
 
@@ -22,6 +24,15 @@ use super::{Engine, EngineError};
 
 /// Users read, rendered and written per transaction.
 const FAN_OUT_BATCH: u32 = 5_000;
+
+/// What every batch of one fan-out shares.
+struct Recipients {
+    rule: SegmentRule,
+    template: Arc<CompiledTemplate>,
+    content_sid: Option<String>,
+    event: Arc<serde_json::Map<String, serde_json::Value>>,
+    now: chrono::DateTime<chrono::Utc>,
+}
 
 /// What a fan-out did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -71,25 +82,36 @@ impl Engine {
             .store
             .open_run(campaign.id, &trigger_key, event_id, now)
             .await?;
-        let event_data = event.map(|e| e.data.clone()).unwrap_or_default();
-
-        let mut page = PageRequest::first(FAN_OUT_BATCH);
+        let recipients = Recipients {
+            rule,
+            template: Arc::new(compiled),
+            content_sid: template.content_sid.clone(),
+            event: Arc::new(event.map(|e| e.data.clone()).unwrap_or_default()),
+            now,
+        };
+        // Reading and rendering the next batch overlaps writing the current one: the reader
+        // and the writer are separate connections, and rendering runs on its own thread.
+        let mut batch = self.recipients_batch(&recipients, None).await?;
         let mut added = 0;
         loop {
-            let users = self.store.audience(&rule, now, &page).await?;
-            let entries = users
-                .items
-                .iter()
-                .map(|user| {
-                    let mut entry = entry_for(user, &compiled, &event_data, self.clock.now());
-                    entry.content_sid = template.content_sid.clone();
-                    entry
-                })
-                .collect();
-            added += self.store.enqueue(&run, entries, now).await?;
-            match users.next_cursor {
-                Some(cursor) => page.cursor = Some(cursor),
-                None => break,
+            let (entries, next) = batch;
+            let write = async {
+                self.store
+                    .enqueue(&run, entries, now)
+                    .await
+                    .map_err(EngineError::from)
+            };
+            match next {
+                Some(cursor) => {
+                    let (written, following) =
+                        tokio::try_join!(write, self.recipients_batch(&recipients, Some(cursor)))?;
+                    added += written;
+                    batch = following;
+                }
+                None => {
+                    added += write.await?;
+                    break;
+                }
             }
         }
         let messages = self.store.finish_run(run.id).await?;
@@ -99,6 +121,38 @@ impl Engine {
             messages,
             added,
         })
+    }
+
+    /// Reads the next batch of recipients after `cursor` and renders their messages.
+    async fn recipients_batch(
+        &self,
+        recipients: &Recipients,
+        cursor: Option<String>,
+    ) -> Result<(Vec<OutboxEntry>, Option<String>), EngineError> {
+        let page = PageRequest {
+            cursor,
+            ..PageRequest::first(FAN_OUT_BATCH)
+        };
+        let users = self
+            .store
+            .audience(&recipients.rule, recipients.now, &page)
+            .await?;
+        let (template, event) = (recipients.template.clone(), recipients.event.clone());
+        let (content_sid, now) = (recipients.content_sid.clone(), self.clock.now());
+        let entries = tokio::task::spawn_blocking(move || {
+            users
+                .items
+                .iter()
+                .map(|user| {
+                    let mut entry = entry_for(user, &template, &event, now);
+                    entry.content_sid = content_sid.clone();
+                    entry
+                })
+                .collect()
+        })
+        .await
+        .map_err(|_| crate::store::StoreError::WorkerGone)?;
+        Ok((entries, users.next_cursor))
     }
 
     /// Who a run of `campaign` (for `event`, if any) is for.
