@@ -1,6 +1,7 @@
 //! The [`Provider`] port: how a message leaves the platform. Adapters: Twilio's Messages API
-//! over HTTP, and the sandbox, which sends nothing and reports simulated statuses back through
-//! the same path as Twilio's status webhooks.
+//! over HTTP ([`twilio`]), and the sandbox ([`sandbox`]), which sends nothing and reports
+//! simulated statuses back through the same path as Twilio's status webhooks. [`signature`]
+//! checks that a webhook really came from Twilio.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,6 +9,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{MessageId, MessageStatus, PhoneNumber};
+
+pub mod sandbox;
+pub mod signature;
+pub mod twilio;
+
+pub use sandbox::{SANDBOX_ACCOUNT_SID, SANDBOX_FROM, SandboxConfig, SandboxProvider};
+pub use signature::{is_valid_twilio_signature, twilio_signature};
+pub use twilio::{Sender, TWILIO_SANDBOX_NUMBER, TwilioConfig, TwilioProvider, TwilioSetupError};
 
 /// One message, ready for the provider.
 #[derive(Debug, Clone, PartialEq)]
