@@ -6,6 +6,7 @@ mod catalog;
 mod fanout;
 mod inbound;
 mod people;
+mod receipts;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use crate::template::TemplateError;
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
 pub use fanout::RunSummary;
 pub use inbound::InboundReceipt;
+pub use receipts::StatusReceipt;
 
 /// The messaging engine.
 #[derive(Clone)]

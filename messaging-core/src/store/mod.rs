@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    AuditDecision, Campaign, CampaignId, CampaignStatus, Consent, EventId, InboundMessage, Message,
-    MessageId, MessageStatus, PhoneNumber, RunId, Segment, SegmentId, Subscription, Template,
-    TemplateId, Topic, TopicSummary, TriggerEvent, UpsertOutcome, User, UserUpsert,
+    AuditDecision, Campaign, CampaignId, CampaignStatus, Consent, DeliveryReceipt, EventId,
+    InboundMessage, Message, MessageId, MessageStatus, PhoneNumber, RunId, Segment, SegmentId,
+    Subscription, Template, TemplateId, Topic, TopicSummary, TriggerEvent, UpsertOutcome, User,
+    UserUpsert,
 };
 use crate::segment::SegmentRule;
 
@@ -417,6 +418,42 @@ pub trait OutboxStore: Send + Sync {
     ) -> Result<Page<Message>, StoreError>;
 }
 
+/// What a delivery receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptOutcome {
+    /// The message moved to this status.
+    Applied(MessageStatus),
+    /// Kept, but the message stays as it is: the status would move it backwards (a late
+    /// `sent` after `read`) or says nothing about delivery.
+    Ignored(MessageStatus),
+    /// No message has this SID yet; the receipt waits and is applied when the SID is recorded.
+    Parked,
+    /// The same status for the same SID arrived before; nothing was done again.
+    Duplicate,
+}
+
+/// Delivery receipts (status callbacks).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ReceiptStore: Send + Sync {
+    /// Stores a receipt and, in the same transaction, applies it to its message when the
+    /// status moves the message forward. Error 21610 (the recipient unsubscribed at the
+    /// carrier) also turns the user to `OPT_OUT`.
+    async fn record_receipt(&self, receipt: &DeliveryReceipt)
+    -> Result<ReceiptOutcome, StoreError>;
+
+    /// Records that the provider accepted a message under `provider_sid` (moving it to
+    /// `status`), then applies, in arrival order, the receipts parked for that SID.
+    async fn record_acceptance(
+        &self,
+        message: MessageId,
+        provider_sid: &str,
+        status: MessageStatus,
+        now: DateTime<Utc>,
+    ) -> Result<MessageStatus, StoreError>;
+}
+
 /// Everything the engine stores. Implemented automatically for any type with all the parts.
 pub trait Store:
     UserStore
@@ -427,6 +464,7 @@ pub trait Store:
     + CampaignStore
     + InboundStore
     + OutboxStore
+    + ReceiptStore
 {
 }
 
@@ -439,5 +477,6 @@ impl<T> Store for T where
         + CampaignStore
         + InboundStore
         + OutboxStore
+        + ReceiptStore
 {
 }

@@ -153,6 +153,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX message_log_by_message ON message_log (message_id, at);
     "#,
+    // 5: delivery receipts, kept whether or not they changed a message.
+    r#"
+    CREATE TABLE receipts (
+        id              INTEGER PRIMARY KEY,
+        message_sid     TEXT NOT NULL,
+        provider_status TEXT NOT NULL,
+        status          TEXT,
+        error_code      TEXT,
+        received_at     INTEGER NOT NULL,
+        raw             TEXT NOT NULL,
+        outcome         TEXT NOT NULL,
+        UNIQUE (message_sid, provider_status)
+    );
+    CREATE INDEX receipts_parked ON receipts (message_sid) WHERE outcome = 'parked';
+    "#,
 ];
 
 /// How many migrations this build knows.

@@ -10,6 +10,7 @@ mod events;
 mod inbound;
 mod migrations;
 mod outbox;
+mod receipts;
 mod users;
 
 use std::path::Path;
