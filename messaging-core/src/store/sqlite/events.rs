@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{Row, params};
 
 use super::connection::db_error;
-use super::users::{into_page, page_clause};
+use super::users::list_newest_first;
 use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
 use crate::domain::{EventId, PhoneNumber, TriggerEvent};
 use crate::segment::sql::event_name_key;
@@ -119,24 +119,10 @@ impl EventStore for SqliteStore {
         let page = page.clone();
         self.db
             .read(move |conn| {
-                // Newest first; the cursor is the id (time-ordered) of the last event seen.
-                let mut params = Vec::new();
-                let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events");
-                if let Some(cursor) = &page.cursor {
-                    sql.push_str(" WHERE id < ?");
-                    params.push(rusqlite::types::Value::Text(cursor.clone()));
-                }
-                sql.push_str(" ORDER BY id DESC");
-                sql.push_str(&page_clause(&page, &mut params));
-                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-                let events = stmt
-                    .query_map(rusqlite::params_from_iter(params), event_from_row)
-                    .map_err(db_error)?
-                    .map(|row| row.map_err(db_error).and_then(|e| e))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(into_page(events, page.clamped_limit(), |e| {
+                let select = format!("SELECT {EVENT_COLUMNS} FROM events");
+                list_newest_first(conn, &select, Vec::new(), &page, event_from_row, |e| {
                     e.id.to_string()
-                }))
+                })
             })
             .await
     }

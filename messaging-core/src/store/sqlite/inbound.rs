@@ -2,10 +2,10 @@
 //! sender, in one transaction keyed by `MessageSid`.
 
 use async_trait::async_trait;
-use rusqlite::{Row, params, params_from_iter, types::Value as SqlValue};
+use rusqlite::{Row, params, types::Value as SqlValue};
 
 use super::connection::db_error;
-use super::users::{into_page, page_clause};
+use super::users::list_newest_first;
 use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
 use crate::domain::{Consent, InboundMessage, PhoneNumber};
 use crate::store::{InboundEffects, InboundStore, Page, PageRequest, RecordOutcome, StoreError};
@@ -146,30 +146,14 @@ impl InboundStore for SqliteStore {
         let page = page.clone();
         self.db
             .read(move |conn| {
-                let mut conditions = Vec::new();
-                let mut params = Vec::new();
-                if let Some(phone) = &from {
-                    conditions.push("phone = ?");
-                    params.push(SqlValue::Text(phone.to_string()));
-                }
-                if let Some(cursor) = &page.cursor {
-                    conditions.push("id < ?");
-                    params.push(SqlValue::Text(cursor.clone()));
-                }
-                let mut sql = format!("SELECT {INBOUND_COLUMNS} FROM inbound");
-                if !conditions.is_empty() {
-                    sql.push_str(" WHERE ");
-                    sql.push_str(&conditions.join(" AND "));
-                }
-                sql.push_str(" ORDER BY id DESC");
-                sql.push_str(&page_clause(&page, &mut params));
-                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-                let items = stmt
-                    .query_map(params_from_iter(params), inbound_from_row)
-                    .map_err(db_error)?
-                    .map(|row| row.map_err(db_error).and_then(|m| m))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(into_page(items, page.clamped_limit(), |m| m.id.to_string()))
+                let filters = from
+                    .map(|phone| ("phone = ?", SqlValue::Text(phone.to_string())))
+                    .into_iter()
+                    .collect();
+                let select = format!("SELECT {INBOUND_COLUMNS} FROM inbound");
+                list_newest_first(conn, &select, filters, &page, inbound_from_row, |m| {
+                    m.id.to_string()
+                })
             })
             .await
     }

@@ -4,10 +4,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue};
+use rusqlite::{OptionalExtension, Row, params, types::Value as SqlValue};
 
 use super::connection::db_error;
-use super::users::{into_page, page_clause};
+use super::users::list_newest_first;
 use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
 use crate::domain::{
     AuditDecision, CampaignId, EventId, Message, MessageId, MessageStatus, PhoneNumber, RunId,
@@ -269,38 +269,20 @@ impl OutboxStore for SqliteStore {
         let (query, page) = (query.clone(), page.clone());
         self.db
             .read(move |conn| {
-                let mut conditions = Vec::new();
-                let mut params = Vec::new();
+                let mut filters = Vec::new();
                 if let Some(campaign) = query.campaign_id {
-                    conditions.push("campaign_id = ?");
-                    params.push(SqlValue::Text(campaign.to_string()));
+                    filters.push(("campaign_id = ?", SqlValue::Text(campaign.to_string())));
                 }
                 if let Some(user) = &query.user {
-                    conditions.push("phone = ?");
-                    params.push(SqlValue::Text(user.to_string()));
+                    filters.push(("phone = ?", SqlValue::Text(user.to_string())));
                 }
                 if let Some(status) = query.status {
-                    conditions.push("status = ?");
-                    params.push(SqlValue::Text(status.as_str().into()));
+                    filters.push(("status = ?", SqlValue::Text(status.as_str().into())));
                 }
-                if let Some(cursor) = &page.cursor {
-                    conditions.push("id < ?");
-                    params.push(SqlValue::Text(cursor.clone()));
-                }
-                let mut sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages");
-                if !conditions.is_empty() {
-                    sql.push_str(" WHERE ");
-                    sql.push_str(&conditions.join(" AND "));
-                }
-                sql.push_str(" ORDER BY id DESC");
-                sql.push_str(&page_clause(&page, &mut params));
-                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-                let items = stmt
-                    .query_map(params_from_iter(params), message_from_row)
-                    .map_err(db_error)?
-                    .map(|row| row.map_err(db_error).and_then(|m| m))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(into_page(items, page.clamped_limit(), |m| m.id.to_string()))
+                let select = format!("SELECT {MESSAGE_COLUMNS} FROM messages");
+                list_newest_first(conn, &select, filters, &page, message_from_row, |m| {
+                    m.id.to_string()
+                })
             })
             .await
     }

@@ -192,6 +192,36 @@ pub(super) fn into_page<T>(
     Page { items, next_cursor }
 }
 
+/// Lists rows newest first by their time-ordered `id`, with `filters` (conditions with one
+/// placeholder each, and their values); the cursor is the id of the last row seen.
+pub(super) fn list_newest_first<T>(
+    conn: &Connection,
+    select: &str,
+    mut filters: Vec<(&str, SqlValue)>,
+    page: &PageRequest,
+    from_row: fn(&Row<'_>) -> rusqlite::Result<Result<T, StoreError>>,
+    id_of: fn(&T) -> String,
+) -> Result<Page<T>, StoreError> {
+    if let Some(cursor) = &page.cursor {
+        filters.push(("id < ?", SqlValue::Text(cursor.clone())));
+    }
+    let mut sql = select.to_owned();
+    let (conditions, mut params): (Vec<&str>, Vec<SqlValue>) = filters.into_iter().unzip();
+    if !conditions.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conditions.join(" AND "));
+    }
+    sql.push_str(" ORDER BY id DESC");
+    sql.push_str(&page_clause(page, &mut params));
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+    let items = stmt
+        .query_map(params_from_iter(params), from_row)
+        .map_err(db_error)?
+        .map(|row| row.map_err(db_error).and_then(|item| item))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(into_page(items, page.clamped_limit(), id_of))
+}
+
 /// Appends `LIMIT`/`OFFSET` for a page (one extra row to detect a following page).
 pub(super) fn page_clause(page: &PageRequest, params: &mut Vec<SqlValue>) -> String {
     params.push(SqlValue::Integer(i64::from(page.clamped_limit()) + 1));
