@@ -206,7 +206,10 @@ fn entry_for(
     event: &serde_json::Map<String, serde_json::Value>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> OutboxEntry {
-    let context = RenderContext::for_user(user).with_event(event.clone());
+    let mut context = RenderContext::for_user(user);
+    if !event.is_empty() {
+        context = context.with_event(event.clone());
+    }
     let rendered = template
         .render_body(&context)
         .and_then(|body| Ok((body, template.render_content_variables(&context)?)));

@@ -6,6 +6,8 @@
 //! placeholder instead of printing `none` into a customer's message. JSON nulls inside
 //! attributes and event data are dropped for the same reason.
 
+use std::sync::OnceLock;
+
 use serde_json::{Map, Value};
 
 use crate::domain::{Attributes, User};
@@ -30,8 +32,9 @@ pub const PLACEHOLDER_ROOTS: [&str; 9] = [
 pub struct RenderContext {
     /// The context as JSON, to answer which placeholders have a value.
     fields: Map<String, Value>,
-    /// The same, converted once for minijinja so that each render only clones a handle.
-    value: minijinja::Value,
+    /// The same, converted for minijinja on first use (after every field is in), so that
+    /// each render only clones a handle.
+    value: OnceLock<minijinja::Value>,
 }
 
 impl RenderContext {
@@ -89,12 +92,15 @@ impl RenderContext {
 
     /// The context as minijinja sees it; cloning it is cheap.
     pub(super) fn value(&self) -> &minijinja::Value {
-        &self.value
+        self.value
+            .get_or_init(|| minijinja::Value::from_serialize(&self.fields))
     }
 
     fn from_fields(fields: Map<String, Value>) -> Self {
-        let value = minijinja::Value::from_serialize(&fields);
-        Self { fields, value }
+        Self {
+            fields,
+            value: OnceLock::new(),
+        }
     }
 }
 
