@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{AuditDecision, CampaignId, MessageId, PhoneNumber, RunId};
 
 /// Where an outbound message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     /// In the outbox, no decision yet.

@@ -7,6 +7,7 @@ mod fanout;
 mod inbound;
 mod people;
 mod receipts;
+mod stats;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
 pub use fanout::RunSummary;
 pub use inbound::InboundReceipt;
 pub use receipts::StatusReceipt;
+pub use stats::Stats;
 
 /// The messaging engine.
 #[derive(Clone)]

@@ -454,6 +454,32 @@ pub trait ReceiptStore: Send + Sync {
     ) -> Result<MessageStatus, StoreError>;
 }
 
+/// Counts behind the delivery statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageCounts {
+    /// Messages per status (statuses without messages are absent).
+    pub by_status: BTreeMap<MessageStatus, u64>,
+    /// Failed and undelivered messages per provider error code.
+    pub by_error_code: BTreeMap<String, u64>,
+}
+
+/// Statistics queries.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// Message counts, for one campaign or for all messages.
+    async fn message_counts(
+        &self,
+        campaign: Option<CampaignId>,
+    ) -> Result<MessageCounts, StoreError>;
+
+    /// How many users have opted out.
+    async fn count_opted_out(&self) -> Result<u64, StoreError>;
+
+    /// How many inbound messages were received, and how many of them were commands.
+    async fn count_inbound(&self) -> Result<(u64, u64), StoreError>;
+}
+
 /// Everything the engine stores. Implemented automatically for any type with all the parts.
 pub trait Store:
     UserStore
@@ -465,6 +491,7 @@ pub trait Store:
     + InboundStore
     + OutboxStore
     + ReceiptStore
+    + StatsStore
 {
 }
 
@@ -478,5 +505,6 @@ impl<T> Store for T where
         + InboundStore
         + OutboxStore
         + ReceiptStore
+        + StatsStore
 {
 }

@@ -11,6 +11,7 @@ mod inbound;
 mod migrations;
 mod outbox;
 mod receipts;
+mod stats;
 mod users;
 
 use std::path::Path;

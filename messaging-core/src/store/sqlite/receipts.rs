@@ -338,5 +338,10 @@ mod tests {
         assert_eq!(user.consent_state, crate::domain::Consent::OptOut);
         let message = store.get_message(id).await.unwrap().unwrap();
         assert_eq!(message.error_code.as_deref(), Some("21610"));
+        let counts = crate::store::StatsStore::message_counts(&store, None)
+            .await
+            .unwrap();
+        assert_eq!(counts.by_status[&MessageStatus::Failed], 1);
+        assert_eq!(counts.by_error_code["21610"], 1);
     }
 }

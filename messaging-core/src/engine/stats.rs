@@ -1,0 +1,96 @@
+//! Delivery statistics: counts per status, the delivered share, failures by error code,
+//! opt-outs and inbound traffic, for one campaign or in total.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::{CampaignId, MessageStatus};
+
+use super::{Engine, EngineError};
+
+/// Delivery statistics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Messages in all.
+    pub messages: u64,
+    /// Messages per status; every status is listed, with 0 when it has none.
+    pub by_status: BTreeMap<MessageStatus, u64>,
+    /// Delivered (or read) messages as a percentage of those the provider finished with
+    /// (sent, delivered, read, failed, undelivered); `None` before any finished.
+    pub delivery_percent: Option<f64>,
+    /// Failed and undelivered messages per provider error code (`unknown` without one).
+    pub failures_by_error_code: BTreeMap<String, u64>,
+    /// Users who have opted out (totals only).
+    pub opted_out_users: Option<u64>,
+    /// Inbound messages received (totals only).
+    pub inbound_messages: Option<u64>,
+    /// Inbound messages that were commands (totals only).
+    pub inbound_commands: Option<u64>,
+}
+
+impl Engine {
+    /// Statistics for one campaign, or for everything when `campaign` is `None`.
+    pub async fn stats(&self, campaign: Option<CampaignId>) -> Result<Stats, EngineError> {
+        if let Some(id) = campaign {
+            self.get_campaign(id).await?;
+        }
+        let counts = self.store.message_counts(campaign).await?;
+        let mut by_status: BTreeMap<MessageStatus, u64> =
+            MessageStatus::ALL.into_iter().map(|s| (s, 0)).collect();
+        by_status.extend(counts.by_status);
+        let (opted_out_users, inbound) = match campaign {
+            Some(_) => (None, None),
+            None => (
+                Some(self.store.count_opted_out().await?),
+                Some(self.store.count_inbound().await?),
+            ),
+        };
+        Ok(Stats {
+            messages: by_status.values().sum(),
+            delivery_percent: delivery_percent(&by_status),
+            by_status,
+            failures_by_error_code: counts.by_error_code,
+            opted_out_users,
+            inbound_messages: inbound.map(|(all, _)| all),
+            inbound_commands: inbound.map(|(_, commands)| commands),
+        })
+    }
+}
+
+/// Delivered or read messages as a percentage (one decimal) of those the provider finished.
+fn delivery_percent(by_status: &BTreeMap<MessageStatus, u64>) -> Option<f64> {
+    use MessageStatus::*;
+    let count = |statuses: &[MessageStatus]| -> u64 {
+        statuses.iter().filter_map(|s| by_status.get(s)).sum()
+    };
+    let delivered = count(&[Delivered, Read]);
+    let finished = count(&[Sent, Delivered, Read, Failed, Undelivered]);
+    (finished > 0).then(|| (delivered as f64 * 1000.0 / finished as f64).round() / 10.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MessageStatus::*;
+
+    #[test]
+    fn the_delivered_share_counts_only_finished_messages() {
+        let counts: BTreeMap<_, _> = [
+            (Pending, 50),
+            (Skipped, 10),
+            (Sent, 1),
+            (Delivered, 5),
+            (Read, 2),
+            (Failed, 1),
+            (Undelivered, 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(delivery_percent(&counts), Some(70.0));
+        let waiting: BTreeMap<_, _> = [(Pending, 3), (Skipped, 1)].into_iter().collect();
+        assert_eq!(delivery_percent(&waiting), None);
+        let third: BTreeMap<_, _> = [(Delivered, 1), (Failed, 2)].into_iter().collect();
+        assert_eq!(delivery_percent(&third), Some(33.3));
+    }
+}

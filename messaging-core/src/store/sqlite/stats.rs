@@ -1,0 +1,85 @@
+//! Statistics over the outbox, users and inbound messages in SQLite.
+
+use async_trait::async_trait;
+use rusqlite::params_from_iter;
+use rusqlite::types::Value as SqlValue;
+
+use super::connection::db_error;
+use super::{SqliteStore, corrupt};
+use crate::domain::{CampaignId, MessageStatus};
+use crate::store::{MessageCounts, StatsStore, StoreError};
+
+#[async_trait]
+impl StatsStore for SqliteStore {
+    async fn message_counts(
+        &self,
+        campaign: Option<CampaignId>,
+    ) -> Result<MessageCounts, StoreError> {
+        self.db
+            .read(move |conn| {
+                let (filter, params) = match campaign {
+                    Some(id) => (
+                        " WHERE campaign_id = ?",
+                        vec![SqlValue::Text(id.to_string())],
+                    ),
+                    None => ("", Vec::new()),
+                };
+                let mut counts = MessageCounts::default();
+                let sql = format!("SELECT status, COUNT(*) FROM messages{filter} GROUP BY status");
+                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+                let rows = stmt
+                    .query_map(params_from_iter(params.clone()), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(db_error)?;
+                for row in rows {
+                    let (status, count) = row.map_err(db_error)?;
+                    let status = MessageStatus::parse(&status)
+                        .ok_or_else(|| corrupt(format!("unknown message status {status:?}")))?;
+                    counts.by_status.insert(status, count as u64);
+                }
+                let joiner = if filter.is_empty() { " WHERE" } else { " AND" };
+                let sql = format!(
+                    "SELECT COALESCE(error_code, 'unknown'), COUNT(*) FROM messages{filter}{joiner}
+                     status IN ('failed', 'undelivered') GROUP BY 1 ORDER BY 1"
+                );
+                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+                let rows = stmt
+                    .query_map(params_from_iter(params), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(db_error)?;
+                for row in rows {
+                    let (code, count) = row.map_err(db_error)?;
+                    counts.by_error_code.insert(code, count as u64);
+                }
+                Ok(counts)
+            })
+            .await
+    }
+
+    async fn count_opted_out(&self) -> Result<u64, StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT COUNT(*) FROM users WHERE consent_state = 'OPT_OUT'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n as u64)
+                .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn count_inbound(&self) -> Result<(u64, u64), StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row("SELECT COUNT(*), COUNT(command) FROM inbound", [], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+                })
+                .map_err(db_error)
+            })
+            .await
+    }
+}
