@@ -200,3 +200,112 @@ async fn without_topic_or_segment_every_opted_in_user_is_a_recipient() {
             .all(|m| m.1 == MessageStatus::Pending)
     );
 }
+
+#[tokio::test]
+async fn ingested_events_trigger_the_campaigns_listening_for_them_once() {
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "{{ name }}: {{ event.venue }}",
+        json!({"trigger": {"type": "event", "event": "dance festival"}, "status": "scheduled"}),
+    )
+    .await;
+    t.engine
+        .ingest_events(open_sample("events.jsonl"))
+        .await
+        .unwrap();
+    // evt-1001 (topic DANCE) ∩ every opted-in user.
+    let first = messages(&t, &c).await;
+    assert_eq!(first.len(), 6);
+    assert!(
+        first.iter().all(|m| m.2.ends_with(": Galle Face Green")),
+        "{first:?}"
+    );
+
+    let again = t
+        .engine
+        .ingest_events(open_sample("events.jsonl"))
+        .await
+        .unwrap();
+    assert_eq!(again.inserted, 0);
+    assert_eq!(
+        messages(&t, &c).await.len(),
+        6,
+        "re-ingesting triggers nothing again"
+    );
+}
+
+#[tokio::test]
+async fn paused_campaigns_do_not_listen() {
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "{{ name }}",
+        json!({"topic": "MUSIC", "trigger": {"type": "event", "event": "concert"}, "status": "scheduled"}),
+    )
+    .await;
+    let event = |id: &str| {
+        TriggerEvent::from_json(json!({"id": id, "name": "Concert"}), common::start_time()).unwrap()
+    };
+    t.engine
+        .command_campaign(c.id, messaging_core::domain::CampaignCommand::Pause)
+        .await
+        .unwrap();
+    t.engine.record_event(event("e1")).await.unwrap();
+    assert!(messages(&t, &c).await.is_empty());
+    t.engine
+        .command_campaign(c.id, messaging_core::domain::CampaignCommand::Resume)
+        .await
+        .unwrap();
+    t.engine.record_event(event("e2")).await.unwrap();
+    // MUSIC subscribers: Amaya, Kasun, Priya, Ruwan opted in; Jack opted out (skipped).
+    assert_eq!(messages(&t, &c).await.len(), 5);
+}
+
+#[tokio::test]
+async fn a_fan_out_cut_short_by_a_crash_is_completed_without_duplicates() {
+    use messaging_core::domain::{CampaignCommand, MessageId, PhoneNumber};
+    use messaging_core::store::{OutboxEntry, OutboxStore as _};
+    let t = with_samples().await;
+    let c = campaign(&t, "Hi {{ name }}", json!({"topic": "DANCE"})).await;
+    // What a crash mid-launch leaves: the launch run opened, two of its seven messages
+    // written, the campaign running, the run never finished.
+    let run = t
+        .store
+        .open_run(c.id, "launch", None, common::start_time())
+        .await
+        .unwrap();
+    let written: Vec<OutboxEntry> = ["+94771234501", "+447700900105"]
+        .iter()
+        .map(|phone| OutboxEntry {
+            id: MessageId::new(),
+            phone: PhoneNumber::parse(phone).unwrap(),
+            body: "Hi (before the crash)".into(),
+            content_sid: None,
+            content_variables: None,
+            status: MessageStatus::Pending,
+            decision: None,
+        })
+        .collect();
+    t.store
+        .enqueue(&run, written, common::start_time())
+        .await
+        .unwrap();
+    t.engine
+        .command_campaign(c.id, CampaignCommand::Launch)
+        .await
+        .unwrap();
+
+    let completed = t.engine.complete_runs().await.unwrap();
+    assert_eq!(completed.len(), 1);
+    assert_eq!((completed[0].messages, completed[0].added), (7, 5));
+    let all = messages(&t, &c).await;
+    let mut phones: Vec<_> = all.iter().map(|m| m.0.clone()).collect();
+    phones.dedup();
+    assert_eq!(phones.len(), 7, "one message per recipient");
+    assert!(
+        all.iter().any(|m| m.2 == "Hi (before the crash)"),
+        "what was written stays"
+    );
+    assert!(t.engine.complete_runs().await.unwrap().is_empty());
+}

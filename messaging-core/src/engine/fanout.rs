@@ -13,14 +13,17 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::domain::{
-    AuditDecision, Campaign, CampaignCommand, CampaignId, Consent, Message, MessageId,
-    MessageStatus, Trigger, TriggerEvent, User,
+    AuditDecision, Campaign, CampaignCommand, CampaignId, CampaignStatus, Consent, Message,
+    MessageId, MessageStatus, Trigger, TriggerEvent, User,
 };
 use crate::segment::SegmentRule;
 use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest};
 use crate::template::{CompiledTemplate, RenderContext};
 
 use super::{Engine, EngineError};
+
+/// The trigger key of a manual campaign's run.
+const LAUNCH: &str = "launch";
 
 /// Users read, rendered and written per transaction.
 const FAN_OUT_BATCH: u32 = 5_000;
@@ -52,6 +55,14 @@ impl Engine {
         &self,
         id: CampaignId,
     ) -> Result<(Campaign, Option<RunSummary>), EngineError> {
+        let stored = self.get_campaign(id).await?;
+        if stored.trigger == Trigger::Manual {
+            // The run is opened before the campaign starts running, so a crash in between
+            // leaves a run that `complete_runs` finishes, never a running campaign without one.
+            self.store
+                .open_run(id, LAUNCH, None, self.clock.now())
+                .await?;
+        }
         let campaign = self.command_campaign(id, CampaignCommand::Launch).await?;
         match campaign.trigger {
             Trigger::Manual => {
@@ -70,18 +81,28 @@ impl Engine {
         campaign: &Campaign,
         event: Option<&TriggerEvent>,
     ) -> Result<RunSummary, EngineError> {
+        let (trigger_key, event_id) = match event {
+            Some(event) => (format!("event:{}", event.id), Some(event.id)),
+            None => (LAUNCH.to_owned(), None),
+        };
+        let run = self
+            .store
+            .open_run(campaign.id, &trigger_key, event_id, self.clock.now())
+            .await?;
+        self.fan_out_run(campaign, run, event).await
+    }
+
+    /// Fans out an opened run (see [`Engine::fan_out`]).
+    async fn fan_out_run(
+        &self,
+        campaign: &Campaign,
+        run: CampaignRun,
+        event: Option<&TriggerEvent>,
+    ) -> Result<RunSummary, EngineError> {
         let template = self.get_template(campaign.template_id).await?;
         let compiled = CompiledTemplate::new(&template)?;
         let rule = self.recipients_rule(campaign, event).await?;
-        let (trigger_key, event_id) = match event {
-            Some(event) => (format!("event:{}", event.id), Some(event.id)),
-            None => ("launch".to_owned(), None),
-        };
         let now = self.clock.now();
-        let run = self
-            .store
-            .open_run(campaign.id, &trigger_key, event_id, now)
-            .await?;
         let recipients = Recipients {
             rule,
             template: Arc::new(compiled),
@@ -153,6 +174,34 @@ impl Engine {
         .await
         .map_err(|_| crate::store::StoreError::WorkerGone)?;
         Ok((entries, users.next_cursor))
+    }
+
+    /// Fans out every run whose fan-out has not finished: runs opened by recorded events
+    /// (for the campaigns listening for them), and runs cut short by a crash. Idempotent; call
+    /// it at start-up and after recording events. Runs of paused campaigns wait for them to
+    /// resume; runs of campaigns that ended are closed with what they have.
+    pub async fn complete_runs(&self) -> Result<Vec<RunSummary>, EngineError> {
+        let mut completed = Vec::new();
+        for run in self.store.unfinished_runs().await? {
+            let Some(campaign) = self.store.get_campaign(run.campaign_id).await? else {
+                continue;
+            };
+            let event = match run.event_id {
+                Some(id) => self.store.get_event(id).await?,
+                None => None,
+            };
+            let active = match (run.event_id, campaign.status) {
+                (Some(_), CampaignStatus::Scheduled | CampaignStatus::Running) => event.is_some(),
+                (None, CampaignStatus::Running) => true,
+                _ => false,
+            };
+            if active {
+                completed.push(self.fan_out_run(&campaign, run, event.as_ref()).await?);
+            } else if campaign.status.is_terminal() {
+                self.store.finish_run(run.id).await?;
+            }
+        }
+        Ok(completed)
     }
 
     /// Who a run of `campaign` (for `event`, if any) is for.

@@ -56,8 +56,9 @@ impl Engine {
         Ok(report)
     }
 
-    /// Records trigger events from a JSONL stream. An event whose `id` was recorded before is
-    /// counted as a duplicate and not recorded again.
+    /// Records trigger events from a JSONL stream and fans out the runs of the campaigns they
+    /// trigger. An event whose `id` was recorded before is counted as a duplicate and triggers
+    /// nothing again.
     pub async fn ingest_events<R>(&self, input: R) -> Result<IngestReport, EngineError>
     where
         R: Read + Send + 'static,
@@ -81,6 +82,9 @@ impl Engine {
             },
         )
         .await?;
+        if report.inserted > 0 {
+            self.complete_runs().await?;
+        }
         tracing::info!(
             total = report.total,
             recorded = report.inserted,
@@ -91,8 +95,9 @@ impl Engine {
         Ok(report)
     }
 
-    /// Records one event. When an event with the same external id exists, nothing is recorded
-    /// and the stored event is answered with [`RecordOutcome::Duplicate`].
+    /// Records one event and fans out the runs of the campaigns it triggers. When an event
+    /// with the same external id exists, nothing is recorded or triggered and the stored event
+    /// is answered with [`RecordOutcome::Duplicate`].
     pub async fn record_event(
         &self,
         event: TriggerEvent,
@@ -108,7 +113,10 @@ impl Engine {
                     .ok_or_else(|| EngineError::not_found("event", &id))?;
                 Ok((stored, RecordOutcome::Duplicate))
             }
-            _ => Ok((event, RecordOutcome::Recorded)),
+            _ => {
+                self.complete_runs().await?;
+                Ok((event, RecordOutcome::Recorded))
+            }
         }
     }
 

@@ -228,7 +228,10 @@ pub trait SegmentStore: Send + Sync {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Stores events in one transaction; an event whose external id is already stored (or
-    /// appears earlier in the batch) is a duplicate and is not stored again.
+    /// appears earlier in the batch) is a duplicate and is not stored again. For each new
+    /// event, a run is opened, in the same transaction, for every campaign listening for it
+    /// (event-triggered, scheduled or running), to be fanned out from
+    /// [`OutboxStore::unfinished_runs`].
     async fn record_events(
         &self,
         events: Vec<TriggerEvent>,
@@ -403,6 +406,10 @@ pub trait OutboxStore: Send + Sync {
         entries: Vec<OutboxEntry>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
+    /// Runs whose fan-out has not finished (opened with an event, or cut short by a crash),
+    /// oldest first.
+    async fn unfinished_runs(&self) -> Result<Vec<CampaignRun>, StoreError>;
 
     /// Records that a run's fan-out is complete, with its number of messages.
     async fn finish_run(&self, run: RunId) -> Result<u64, StoreError>;

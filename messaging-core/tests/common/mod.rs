@@ -14,6 +14,8 @@ use tempfile::TempDir;
 /// An engine on its own temporary database, with a clock the test controls.
 pub struct TestEngine {
     pub engine: Engine,
+    /// The engine's store, for tests that stage what a crash leaves behind.
+    pub store: Arc<SqliteStore>,
     pub clock: Arc<ManualClock>,
     pub dir: TempDir,
 }
@@ -26,10 +28,15 @@ pub fn start_time() -> DateTime<Utc> {
 
 pub async fn engine() -> TestEngine {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("test.db")).await.unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("test.db")).await.unwrap());
     let clock = Arc::new(ManualClock::new(start_time()));
-    let engine = Engine::new(Arc::new(store), clock.clone());
-    TestEngine { engine, clock, dir }
+    let engine = Engine::new(store.clone(), clock.clone());
+    TestEngine {
+        engine,
+        store,
+        clock,
+        dir,
+    }
 }
 
 pub fn sample(name: &str) -> PathBuf {

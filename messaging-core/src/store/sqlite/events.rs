@@ -7,7 +7,7 @@ use rusqlite::{Row, params};
 use super::connection::db_error;
 use super::users::list_newest_first;
 use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
-use crate::domain::{EventId, PhoneNumber, TriggerEvent};
+use crate::domain::{EventId, PhoneNumber, RunId, TriggerEvent};
 use crate::segment::sql::event_name_key;
 use crate::store::{EventStore, Page, PageRequest, RecordOutcome, StoreError};
 
@@ -69,6 +69,22 @@ impl EventStore for SqliteStore {
                 let mut outcomes = Vec::with_capacity(rows.len());
                 {
                     let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(db_error)?;
+                    // The runs of the campaigns listening for an event are opened with the
+                    // event itself, so a crash can delay their fan-out but never lose it.
+                    let mut listening = tx
+                        .prepare_cached(
+                            "SELECT id FROM campaigns
+                             WHERE trigger_event_key = ? AND status IN ('scheduled', 'running')",
+                        )
+                        .map_err(db_error)?;
+                    let mut open_run = tx
+                        .prepare_cached(
+                            "INSERT INTO campaign_runs (id, campaign_id, trigger_key, event_id,
+                                 created_at)
+                             VALUES (?, ?, ?, ?, ?)
+                             ON CONFLICT (campaign_id, trigger_key) DO NOTHING",
+                        )
+                        .map_err(db_error)?;
                     for (event, rule, data) in &rows {
                         let inserted = insert
                             .execute(params![
@@ -83,11 +99,27 @@ impl EventStore for SqliteStore {
                                 millis(event.received_at),
                             ])
                             .map_err(db_error)?;
-                        outcomes.push(if inserted > 0 {
-                            RecordOutcome::Recorded
-                        } else {
-                            RecordOutcome::Duplicate
-                        });
+                        if inserted == 0 {
+                            outcomes.push(RecordOutcome::Duplicate);
+                            continue;
+                        }
+                        let campaigns = listening
+                            .query_map([event_name_key(&event.name)], |r| r.get::<_, String>(0))
+                            .map_err(db_error)?
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(db_error)?;
+                        for campaign in campaigns {
+                            open_run
+                                .execute(params![
+                                    RunId::new().to_string(),
+                                    campaign,
+                                    format!("event:{}", event.id),
+                                    event.id.to_string(),
+                                    millis(event.received_at),
+                                ])
+                                .map_err(db_error)?;
+                        }
+                        outcomes.push(RecordOutcome::Recorded);
                     }
                 }
                 tx.commit().map_err(db_error)?;

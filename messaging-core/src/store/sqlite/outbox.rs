@@ -194,6 +194,23 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
+    async fn unfinished_runs(&self) -> Result<Vec<CampaignRun>, StoreError> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT id, campaign_id, trigger_key, event_id, recipients, created_at
+                         FROM campaign_runs WHERE recipients IS NULL ORDER BY created_at, id",
+                    )
+                    .map_err(db_error)?;
+                stmt.query_map([], run_from_row)
+                    .map_err(db_error)?
+                    .map(|row| row.map_err(db_error).and_then(|r| r))
+                    .collect()
+            })
+            .await
+    }
+
     async fn finish_run(&self, run: RunId) -> Result<u64, StoreError> {
         self.db
             .write(move |conn| {
