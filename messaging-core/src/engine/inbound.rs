@@ -1,4 +1,4 @@
-//! What users send us: keyword commands (START, STOP, SUBSCRIBE <topic>, UNSUBSCRIBE <topic>,
+//! What users send us: keyword commands (START, STOP, `SUBSCRIBE <topic>`, `UNSUBSCRIBE <topic>`,
 //! HELP) change their consent and subscriptions; everything else is kept as conversation.
 //! Webhook front ends call [`Engine::receive_inbound`] with Twilio's form fields and answer
 //! with the reply it gives.
