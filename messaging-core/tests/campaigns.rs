@@ -186,6 +186,11 @@ async fn running_campaigns_cannot_be_edited_or_deleted() {
     edit.segment_id = Some(segment.id);
     let edited = t.engine.update_campaign(id, edit.clone()).await.unwrap();
     assert_eq!(
+        t.engine.get_campaign(id).await.unwrap(),
+        edited,
+        "stored as answered"
+    );
+    assert_eq!(
         (edited.name.as_str(), edited.segment_id),
         ("Festival (Colombo)", Some(segment.id))
     );

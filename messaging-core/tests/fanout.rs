@@ -300,6 +300,7 @@ async fn a_fan_out_cut_short_by_a_crash_is_completed_without_duplicates() {
     assert_eq!(completed.len(), 1);
     assert_eq!((completed[0].messages, completed[0].added), (7, 5));
     let all = messages(&t, &c).await;
+    assert_eq!(all.len(), 7);
     let mut phones: Vec<_> = all.iter().map(|m| m.0.clone()).collect();
     phones.dedup();
     assert_eq!(phones.len(), 7, "one message per recipient");
@@ -308,4 +309,93 @@ async fn a_fan_out_cut_short_by_a_crash_is_completed_without_duplicates() {
         "what was written stays"
     );
     assert!(t.engine.complete_runs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_user_event_reaches_that_user_only() {
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "{{ name }}, your {{ event.item }} is waiting",
+        json!({"trigger": {"type": "event", "event": "cart_abandoned"}, "status": "scheduled"}),
+    )
+    .await;
+    t.engine
+        .ingest_events(open_sample("events.jsonl"))
+        .await
+        .unwrap();
+    // Two cart_abandoned events for Amaya: two runs, one message each, to her alone.
+    let all = messages(&t, &c).await;
+    let recipients: Vec<_> = all.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(recipients, ["+94771234501", "+94771234501"]);
+    let mut bodies: Vec<_> = all.iter().map(|m| m.2.as_str()).collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        [
+            "Amaya Perera, your dance shoes is waiting",
+            "Amaya Perera, your headphones is waiting"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_launch_leaves_no_run_behind() {
+    use messaging_core::EngineError;
+    use messaging_core::domain::CampaignCommand;
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "Hi {{ name }}",
+        json!({"topic": "DANCE", "status": "scheduled"}),
+    )
+    .await;
+    t.engine
+        .command_campaign(c.id, CampaignCommand::Pause)
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.engine.launch_campaign(c.id).await,
+        Err(EngineError::Conflict(_))
+    ));
+    // Becoming event-triggered while paused, then resuming, must send nothing by itself.
+    let mut edit: CampaignDraft = serde_json::from_value(json!({
+        "name": "c", "template_id": c.template_id, "topic": "DANCE",
+        "trigger": {"type": "event", "event": "never"}
+    }))
+    .unwrap();
+    edit.status = None;
+    t.engine.update_campaign(c.id, edit).await.unwrap();
+    t.engine
+        .command_campaign(c.id, CampaignCommand::Resume)
+        .await
+        .unwrap();
+    assert!(t.engine.complete_runs().await.unwrap().is_empty());
+    assert!(messages(&t, &c).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_scheduled_campaign_paused_and_resumed_still_sends() {
+    use messaging_core::domain::CampaignCommand;
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "Hi {{ name }}",
+        json!({"topic": "DANCE", "status": "scheduled"}),
+    )
+    .await;
+    t.engine
+        .command_campaign(c.id, CampaignCommand::Pause)
+        .await
+        .unwrap();
+    let resumed = t
+        .engine
+        .command_campaign(c.id, CampaignCommand::Resume)
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.status,
+        messaging_core::domain::CampaignStatus::Running
+    );
+    assert_eq!(messages(&t, &c).await.len(), 7);
 }

@@ -45,6 +45,19 @@ async fn a_first_message_creates_the_user_and_opens_the_window() {
     assert_eq!(user.name.as_deref(), Some("Ann"));
     assert_eq!(user.wa_id.as_deref(), Some("14155552671"));
     assert_eq!(user.last_inbound_at, Some(common::start_time()));
+    assert_eq!(
+        user.consent_state,
+        Consent::OptOut,
+        "writing to the number is not consent to campaigns"
+    );
+    t.engine
+        .receive_inbound(webhook("SM2", ANN, "SUBSCRIBE dance"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.engine.get_user(&ann()).await.unwrap().consent_state,
+        Consent::OptIn
+    );
     assert_eq!(receipt.message.raw["Body"], "hello there");
 }
 

@@ -19,12 +19,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     // Fan-outs a previous run of the server did not finish (a crash, a kill) go on now.
-    let resumed = engine
-        .complete_runs()
-        .await
-        .context("cannot complete unfinished campaign runs")?;
-    if !resumed.is_empty() {
-        tracing::info!(runs = resumed.len(), "completed unfinished campaign runs");
+    match engine.complete_runs().await {
+        Ok(resumed) if !resumed.is_empty() => {
+            tracing::info!(runs = resumed.len(), "completed unfinished campaign runs");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "could not look for unfinished campaign runs"),
     }
     let app = Route::new().at("/healthz", get(healthz)).data(engine);
     tracing::info!("listening on http://{}", config.bind);

@@ -7,6 +7,7 @@ use crate::domain::{
 };
 use crate::store::{CampaignQuery, Page, PageRequest};
 
+use super::fanout::LAUNCH;
 use super::{Engine, EngineError};
 
 impl Engine {
@@ -129,6 +130,12 @@ impl Engine {
             .apply(command)
             .map_err(|e| EngineError::Conflict(e.to_string().to_lowercase()))?;
         let now = self.clock.now();
+        let manual = stored.trigger == Trigger::Manual;
+        if manual && next == CampaignStatus::Running {
+            // The launch run is opened before the campaign runs, so a crash in between leaves
+            // a run that `complete_runs` finishes, never a running campaign without one.
+            self.store.open_run(id, LAUNCH, None, now).await?;
+        }
         if !self
             .store
             .set_campaign_status(id, stored.status, next, now)
@@ -137,11 +144,17 @@ impl Engine {
             return Err(changed_meanwhile(id));
         }
         tracing::info!(campaign = %id, from = ?stored.status, to = ?next, "campaign moved");
-        Ok(Campaign {
+        let campaign = Campaign {
             status: next,
             updated_at: now,
             ..stored
-        })
+        };
+        if command == CampaignCommand::Resume {
+            // Runs that waited while the campaign was paused (a launch whose fan-out had not
+            // finished, a scheduled campaign's first run) go on now.
+            self.complete_runs().await?;
+        }
+        Ok(campaign)
     }
 
     /// Checks that a campaign's definition refers to things that exist and makes sense.

@@ -23,7 +23,7 @@ use crate::template::{CompiledTemplate, RenderContext};
 use super::{Engine, EngineError};
 
 /// The trigger key of a manual campaign's run.
-const LAUNCH: &str = "launch";
+pub(super) const LAUNCH: &str = "launch";
 
 /// Users read, rendered and written per transaction.
 const FAN_OUT_BATCH: u32 = 5_000;
@@ -55,14 +55,6 @@ impl Engine {
         &self,
         id: CampaignId,
     ) -> Result<(Campaign, Option<RunSummary>), EngineError> {
-        let stored = self.get_campaign(id).await?;
-        if stored.trigger == Trigger::Manual {
-            // The run is opened before the campaign starts running, so a crash in between
-            // leaves a run that `complete_runs` finishes, never a running campaign without one.
-            self.store
-                .open_run(id, LAUNCH, None, self.clock.now())
-                .await?;
-        }
         let campaign = self.command_campaign(id, CampaignCommand::Launch).await?;
         match campaign.trigger {
             Trigger::Manual => {
@@ -183,25 +175,52 @@ impl Engine {
     pub async fn complete_runs(&self) -> Result<Vec<RunSummary>, EngineError> {
         let mut completed = Vec::new();
         for run in self.store.unfinished_runs().await? {
-            let Some(campaign) = self.store.get_campaign(run.campaign_id).await? else {
-                continue;
-            };
-            let event = match run.event_id {
-                Some(id) => self.store.get_event(id).await?,
-                None => None,
-            };
-            let active = match (run.event_id, campaign.status) {
-                (Some(_), CampaignStatus::Scheduled | CampaignStatus::Running) => event.is_some(),
-                (None, CampaignStatus::Running) => true,
-                _ => false,
-            };
-            if active {
-                completed.push(self.fan_out_run(&campaign, run, event.as_ref()).await?);
-            } else if campaign.status.is_terminal() {
-                self.store.finish_run(run.id).await?;
+            // One run that cannot be completed now must not hold up the others.
+            match self.complete_run(run.clone()).await {
+                Ok(Some(summary)) => completed.push(summary),
+                Ok(None) => {}
+                Err(error) => tracing::error!(
+                    run = %run.id,
+                    campaign = %run.campaign_id,
+                    %error,
+                    "could not complete a campaign run; it stays for the next attempt"
+                ),
             }
         }
         Ok(completed)
+    }
+
+    /// Fans out one unfinished run if its campaign still wants it, closes it if the campaign
+    /// never will, and leaves it for later if the campaign is paused.
+    async fn complete_run(&self, run: CampaignRun) -> Result<Option<RunSummary>, EngineError> {
+        let Some(campaign) = self.store.get_campaign(run.campaign_id).await? else {
+            return Ok(None);
+        };
+        let event = match run.event_id {
+            Some(id) => self.store.get_event(id).await?,
+            None => None,
+        };
+        let wanted = match (&campaign.trigger, &event) {
+            (Trigger::Manual, None) => run.event_id.is_none(),
+            (Trigger::Event { event: name }, Some(event)) => event.matches(name),
+            _ => false,
+        };
+        let listening = match campaign.trigger {
+            Trigger::Manual => campaign.status == CampaignStatus::Running,
+            Trigger::Event { .. } => matches!(
+                campaign.status,
+                CampaignStatus::Scheduled | CampaignStatus::Running
+            ),
+        };
+        if wanted && listening {
+            return Ok(Some(
+                self.fan_out_run(&campaign, run, event.as_ref()).await?,
+            ));
+        }
+        if !wanted || campaign.status.is_terminal() {
+            self.store.finish_run(run.id).await?;
+        }
+        Ok(None)
     }
 
     /// Who a run of `campaign` (for `event`, if any) is for.
@@ -222,6 +241,12 @@ impl Engine {
         }
         if let Some(rule) = event.and_then(|e| e.segment_rule.as_ref()) {
             parts.push(rule.clone());
+        }
+        // A user event (`{"user": …, "name": "cart_abandoned"}`) is about that user alone.
+        if let Some(user) = event.and_then(|e| e.user.as_ref()) {
+            parts.push(SegmentRule::parse(
+                &json!({ "field": "phone", "op": "eq", "value": user.as_str() }),
+            )?);
         }
         let mut rule = parts.remove(0);
         for part in &parts {

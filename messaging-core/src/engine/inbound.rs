@@ -1,5 +1,6 @@
 //! What users send us: keyword commands (START, STOP, `SUBSCRIBE <topic>`, `UNSUBSCRIBE <topic>`,
 //! HELP) change their consent and subscriptions; everything else is kept as conversation.
+//! A sender not stored yet becomes a user; only START or SUBSCRIBE opts them in.
 //! Webhook front ends call [`Engine::receive_inbound`] with Twilio's form fields and answer
 //! with the reply it gives.
 
@@ -66,10 +67,14 @@ impl Engine {
         let effects = InboundEffects {
             profile_name,
             consent: match message.command {
-                Some(Command::Start) => Some(Consent::OptIn),
+                // Asking for a topic is asking for messages.
+                Some(Command::Start | Command::Subscribe) => Some(Consent::OptIn),
                 Some(Command::Stop) => Some(Consent::OptOut),
                 _ => None,
             },
+            // Writing to the number is not consent to campaigns: a stranger's "hi" must not
+            // put them on every list. Replies within the 24-hour window remain possible.
+            new_user_consent: Consent::OptOut,
             subscribe: (message.command == Some(Command::Subscribe))
                 .then(|| message.topic.clone())
                 .flatten(),

@@ -106,6 +106,8 @@ impl Engine {
         let outcome = self.store.record_events(vec![event.clone()]).await?;
         match (outcome.first(), external_id) {
             (Some(RecordOutcome::Duplicate), Some(id)) => {
+                // A repeat may follow a first attempt whose fan-out failed: finish it now.
+                self.complete_runs().await?;
                 let stored = self
                     .store
                     .find_event(&id)

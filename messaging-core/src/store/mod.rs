@@ -305,6 +305,8 @@ pub struct InboundEffects {
     pub profile_name: Option<String>,
     /// A new consent state (START, STOP).
     pub consent: Option<Consent>,
+    /// The consent of a sender not stored yet, when the message does not set one.
+    pub new_user_consent: Consent,
     /// A topic to follow (SUBSCRIBE).
     pub subscribe: Option<Topic>,
     /// A topic to stop following (UNSUBSCRIBE).

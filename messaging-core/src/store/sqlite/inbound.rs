@@ -90,7 +90,7 @@ impl InboundStore for SqliteStore {
                 tx.execute(
                     "INSERT INTO users (phone, name, wa_id, consent_state, attributes,
                          last_inbound_at, created_at, updated_at, revision)
-                     VALUES (?1, ?2, ?3, COALESCE(?4, 'OPT_IN'), jsonb('{}'), ?5, ?5, ?5, 0)
+                     VALUES (?1, ?2, ?3, COALESCE(?4, ?6), jsonb('{}'), ?5, ?5, ?5, 0)
                      ON CONFLICT (phone) DO UPDATE SET
                          name = COALESCE(name, ?2),
                          wa_id = COALESCE(?3, wa_id),
@@ -104,6 +104,7 @@ impl InboundStore for SqliteStore {
                         message.wa_id,
                         effects.consent.map(Consent::as_str),
                         at,
+                        effects.new_user_consent.as_str(),
                     ],
                 )
                 .map_err(db_error)?;

@@ -1,7 +1,7 @@
 //! Versioned schema migrations, kept in code. `PRAGMA user_version` records how many have been
 //! applied; each pending one runs in its own transaction, so a failed upgrade changes nothing.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::connection::db_error;
 use crate::store::StoreError;
@@ -173,26 +173,32 @@ const MIGRATIONS: &[&str] = &[
 /// How many migrations this build knows.
 pub(crate) const LATEST: usize = MIGRATIONS.len();
 
-/// Applies every migration the database has not seen yet.
+/// Applies every migration the database has not seen yet. Each runs in an immediate
+/// transaction that re-reads the version first, so two processes opening a new file at once
+/// apply each migration once.
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
-    let applied: usize = conn
-        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
-        .map_err(db_error)? as usize;
-    if applied > LATEST {
-        return Err(StoreError::Database(format!(
-            "the database is at schema version {applied}, newer than this build's {LATEST}; \
-             upgrade the program"
-        )));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let tx = conn.transaction().map_err(db_error)?;
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        let applied: usize = tx
+            .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+            .map_err(db_error)? as usize;
+        if applied > LATEST {
+            return Err(StoreError::Database(format!(
+                "the database is at schema version {applied}, newer than this build's {LATEST}; \
+                 upgrade the program"
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(applied) else {
+            return Ok(());
+        };
         tx.execute_batch(sql).map_err(db_error)?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64)
+        tx.pragma_update(None, "user_version", (applied + 1) as i64)
             .map_err(db_error)?;
         tx.commit().map_err(db_error)?;
-        tracing::info!(version = index + 1, "applied database migration");
+        tracing::info!(version = applied + 1, "applied database migration");
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -132,12 +132,23 @@ impl ReceiptStore for SqliteStore {
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
                 let now = millis(now);
-                tx.execute(
-                    "UPDATE messages SET provider_sid = ?, updated_at = ? WHERE id = ?",
-                    params![sid, now, message.to_string()],
-                )
-                .map_err(db_error)?;
-                apply(&tx, &sid, Some(status), None, now)?;
+                let updated = tx
+                    .execute(
+                        "UPDATE messages SET provider_sid = ?, updated_at = ? WHERE id = ?",
+                        params![sid, now, message.to_string()],
+                    )
+                    .map_err(db_error)?;
+                if updated == 0 {
+                    return Err(StoreError::Database(format!("no message {message}")));
+                }
+                // The provider's first answer only ever moves a message towards delivery,
+                // never back into the queue to be sent again.
+                if !matches!(
+                    status,
+                    MessageStatus::Pending | MessageStatus::Queued | MessageStatus::Deferred
+                ) {
+                    apply(&tx, &sid, Some(status), None, now)?;
+                }
                 // Statuses that overtook the provider's answer apply now, in arrival order.
                 let parked: Vec<(i64, Option<String>, Option<String>, i64)> = tx
                     .prepare_cached(
