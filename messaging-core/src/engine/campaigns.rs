@@ -78,7 +78,11 @@ impl Engine {
             updated_at: self.clock.now(),
             ..stored
         };
-        if !self.store.update_campaign(&campaign, stored.status).await? {
+        if !self
+            .store
+            .update_campaign(&campaign, stored.status, stored.updated_at)
+            .await?
+        {
             return Err(changed_meanwhile(id));
         }
         Ok(campaign)

@@ -263,12 +263,14 @@ pub trait CampaignStore: Send + Sync {
     /// Stores a new campaign.
     async fn insert_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
 
-    /// Replaces a stored campaign's definition if it is still in the state `expected`;
-    /// `false` when it is not (or does not exist), so two processes cannot both win.
+    /// Replaces a stored campaign's definition if it is still as it was read: in the state
+    /// `expected` and last changed at `read_at`; `false` otherwise (or when it does not
+    /// exist), so of two concurrent edits only one wins.
     async fn update_campaign(
         &self,
         campaign: &Campaign,
         expected: CampaignStatus,
+        read_at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
     /// Moves a campaign from `from` to `to`, only if it is still in `from`; `false` otherwise.

@@ -114,6 +114,7 @@ impl CampaignStore for SqliteStore {
         &self,
         campaign: &Campaign,
         expected: CampaignStatus,
+        read_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut values = campaign_values(campaign)?;
         // Reorder for the UPDATE: every column but id and created_at, then the keys.
@@ -121,13 +122,14 @@ impl CampaignStore for SqliteStore {
         values.remove(10); // created_at (index 11 before the id was removed)
         values.push(id);
         values.push(status_text(expected));
+        values.push(SqlValue::Integer(millis(read_at)));
         self.db
             .write(move |conn| {
                 conn.execute(
                     "UPDATE campaigns SET name = ?, topic = ?, template_id = ?, segment_id = ?,
                          trigger = ?, start_at = ?, end_at = ?, rate_limit_per_second = ?,
                          quiet_hours = ?, status = ?, updated_at = ?, trigger_event_key = ?
-                     WHERE id = ? AND status = ?",
+                     WHERE id = ? AND status = ? AND updated_at = ?",
                     params_from_iter(values),
                 )
                 .map(|n| n > 0)
