@@ -32,6 +32,7 @@ pub mod domain;
 pub mod engine;
 pub mod ingest;
 pub mod memory;
+pub mod orchestrate;
 pub mod provider;
 pub mod segment;
 pub mod store;

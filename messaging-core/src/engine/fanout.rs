@@ -13,9 +13,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::domain::{
-    AuditDecision, Campaign, CampaignCommand, CampaignId, CampaignStatus, Consent, Message,
-    MessageId, MessageStatus, Trigger, TriggerEvent, User,
+    Campaign, CampaignCommand, CampaignId, CampaignStatus, Message, MessageId, MessageStatus,
+    Trigger, TriggerEvent, User,
 };
+use crate::orchestrate::policy::{self, Verdict};
 use crate::segment::SegmentRule;
 use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest};
 use crate::template::{CompiledTemplate, RenderContext};
@@ -287,22 +288,17 @@ fn entry_for(
     let rendered = template
         .render_body(&context)
         .and_then(|body| Ok((body, template.render_content_variables(&context)?)));
-    let skip = |step: &str, reason: String| {
-        Some(AuditDecision {
-            step: step.to_owned(),
-            outcome: MessageStatus::Skipped,
-            reason,
-            at: now,
-        })
-    };
     let (body, content_variables, decision) = match rendered {
-        Err(error) => (String::new(), None, skip("template", error.to_string())),
-        Ok((body, variables)) if user.consent_state == Consent::OptOut => (
+        Err(error) => (
+            String::new(),
+            None,
+            policy::decision("template", &Verdict::Skip(error.to_string()), now),
+        ),
+        Ok((body, variables)) => (
             body,
             variables,
-            skip("consent", "the user has opted out".to_owned()),
+            policy::decision("consent", &policy::consent(user), now),
         ),
-        Ok((body, variables)) => (body, variables, None),
     };
     OutboxEntry {
         id: MessageId::new(),
