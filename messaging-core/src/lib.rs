@@ -13,6 +13,8 @@
 //!   parameterised SQL.
 //! - [`template`]: message templates (`{{name}}`, `{{attributes.city}}`, `{{event.discount}}`).
 //! - [`store`]: the storage ports ([`store::Store`] and its parts) and the SQLite adapter.
+//! - [`orchestrate`]: the policy steps between the outbox and the provider.
+//! - [`provider`]: the [`provider::Provider`] port with the Twilio and sandbox adapters.
 //! - [`clock`]: the [`Clock`] port, so that time-based behaviour is testable.
 //!
 //! ```no_run
