@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
 
 use super::connection::db_error;
-use super::users::{USER_COLUMNS, into_page, like_pattern, page_clause, query_users};
+use super::users::{USER_COLUMNS, into_page, like_pattern, page_clause, query_page, query_users};
 use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
 use crate::domain::{Segment, SegmentId, Template, TemplateId, User};
 use crate::segment::SegmentRule;
@@ -93,20 +93,9 @@ pub(super) fn list_by_id<T>(
             .collect();
         conditions.push(format!("({})", any.join(" OR ")));
     }
-    let mut sql = select.to_owned();
-    if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
-    }
-    sql.push_str(" ORDER BY id");
-    sql.push_str(&page_clause(page, &mut params));
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
-    let items = stmt
-        .query_map(params_from_iter(params), from_row)
-        .map_err(db_error)?
-        .map(|row| row.map_err(db_error).and_then(|item| item))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(into_page(items, page.clamped_limit(), id_of))
+    query_page(
+        conn, select, conditions, params, "id", page, from_row, id_of,
+    )
 }
 
 /// Runs a `DELETE … WHERE id = ?`; whether a row went.

@@ -205,13 +205,33 @@ pub(super) fn list_newest_first<T>(
     if let Some(cursor) = &page.cursor {
         filters.push(("id < ?", SqlValue::Text(cursor.clone())));
     }
+    let (conditions, params): (Vec<&str>, Vec<SqlValue>) = filters.into_iter().unzip();
+    let conditions = conditions.into_iter().map(str::to_owned).collect();
+    query_page(
+        conn, select, conditions, params, "id DESC", page, from_row, id_of,
+    )
+}
+
+/// Runs `select` with `conditions` (and their `params`, in order), sorted by `order`, for one
+/// page; the cursor condition is the caller's.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn query_page<T>(
+    conn: &Connection,
+    select: &str,
+    conditions: Vec<String>,
+    mut params: Vec<SqlValue>,
+    order: &str,
+    page: &PageRequest,
+    from_row: fn(&Row<'_>) -> rusqlite::Result<Result<T, StoreError>>,
+    id_of: fn(&T) -> String,
+) -> Result<Page<T>, StoreError> {
     let mut sql = select.to_owned();
-    let (conditions, mut params): (Vec<&str>, Vec<SqlValue>) = filters.into_iter().unzip();
     if !conditions.is_empty() {
         sql.push_str(" WHERE ");
         sql.push_str(&conditions.join(" AND "));
     }
-    sql.push_str(" ORDER BY id DESC");
+    sql.push_str(" ORDER BY ");
+    sql.push_str(order);
     sql.push_str(&page_clause(page, &mut params));
     let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
     let items = stmt
