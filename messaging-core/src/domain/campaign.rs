@@ -197,6 +197,32 @@ pub struct CampaignDraft {
     pub status: Option<CampaignStatus>,
 }
 
+impl CampaignDraft {
+    /// The campaign this draft defines, with the identity and state given.
+    pub fn into_campaign(
+        self,
+        id: CampaignId,
+        status: CampaignStatus,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Campaign {
+        Campaign {
+            id,
+            name: self.name.trim().to_owned(),
+            topic: self.topic,
+            template_id: self.template_id,
+            segment_id: self.segment_id,
+            trigger: self.trigger,
+            schedule: self.schedule,
+            rate_limit_per_second: self.rate_limit_per_second,
+            quiet_hours: self.quiet_hours,
+            status,
+            created_at,
+            updated_at,
+        }
+    }
+}
+
 fn manual() -> Trigger {
     Trigger::Manual
 }

@@ -25,20 +25,7 @@ impl Engine {
         };
         self.check_campaign(&draft).await?;
         let now = self.clock.now();
-        let campaign = Campaign {
-            id: CampaignId::new(),
-            name: draft.name.trim().to_owned(),
-            topic: draft.topic,
-            template_id: draft.template_id,
-            segment_id: draft.segment_id,
-            trigger: draft.trigger,
-            schedule: draft.schedule,
-            rate_limit_per_second: draft.rate_limit_per_second,
-            quiet_hours: draft.quiet_hours,
-            status,
-            created_at: now,
-            updated_at: now,
-        };
+        let campaign = draft.into_campaign(CampaignId::new(), status, now, now);
         self.store.insert_campaign(&campaign).await?;
         tracing::info!(campaign = %campaign.id, status = ?campaign.status, "created campaign");
         Ok(campaign)
@@ -66,18 +53,7 @@ impl Engine {
             ));
         }
         self.check_campaign(&draft).await?;
-        let campaign = Campaign {
-            name: draft.name.trim().to_owned(),
-            topic: draft.topic,
-            template_id: draft.template_id,
-            segment_id: draft.segment_id,
-            trigger: draft.trigger,
-            schedule: draft.schedule,
-            rate_limit_per_second: draft.rate_limit_per_second,
-            quiet_hours: draft.quiet_hours,
-            updated_at: self.clock.now(),
-            ..stored
-        };
+        let campaign = draft.into_campaign(id, stored.status, stored.created_at, self.clock.now());
         if !self
             .store
             .update_campaign(&campaign, stored.status, stored.updated_at)

@@ -34,13 +34,7 @@ impl Engine {
                 let now = clock.now();
                 async move {
                     let outcomes = store.upsert_users(batch, now).await?;
-                    Ok(outcomes
-                        .into_iter()
-                        .map(|o| match o {
-                            UpsertOutcome::Inserted => Outcome::Inserted,
-                            UpsertOutcome::Updated => Outcome::Updated,
-                        })
-                        .collect())
+                    Ok(outcomes.into_iter().map(Outcome::from).collect())
                 }
             },
         )
@@ -71,13 +65,7 @@ impl Engine {
                 let store = store.clone();
                 async move {
                     let outcomes = store.record_events(batch).await?;
-                    Ok(outcomes
-                        .into_iter()
-                        .map(|o| match o {
-                            RecordOutcome::Recorded => Outcome::Inserted,
-                            RecordOutcome::Duplicate => Outcome::Duplicate,
-                        })
-                        .collect())
+                    Ok(outcomes.into_iter().map(Outcome::from).collect())
                 }
             },
         )

@@ -18,6 +18,24 @@ pub(crate) enum Outcome {
     Duplicate,
 }
 
+impl From<crate::domain::UpsertOutcome> for Outcome {
+    fn from(outcome: crate::domain::UpsertOutcome) -> Self {
+        match outcome {
+            crate::domain::UpsertOutcome::Inserted => Outcome::Inserted,
+            crate::domain::UpsertOutcome::Updated => Outcome::Updated,
+        }
+    }
+}
+
+impl From<crate::store::RecordOutcome> for Outcome {
+    fn from(outcome: crate::store::RecordOutcome) -> Self {
+        match outcome {
+            crate::store::RecordOutcome::Recorded => Outcome::Inserted,
+            crate::store::RecordOutcome::Duplicate => Outcome::Duplicate,
+        }
+    }
+}
+
 /// A parsed record on its way to the store, and whether the parser already saw its key.
 pub(crate) struct Parsed<T> {
     pub(crate) record: T,
