@@ -1,15 +1,18 @@
 //! The Twilio adapter against `examples/fake_twilio`, an independent fake of Twilio's
 //! Messages API, over real HTTP: every recipient is accepted exactly once even with injected
-//! 429s and 5xx (transient errors are retried), permanent errors carry Twilio's code, and the
-//! fake's signed status callbacks verify with the platform's signature check.
+//! 429s and 5xx (transient errors are retried), permanent errors carry Twilio's code, the
+//! fake's signed status callbacks verify with the platform's signature check, and a send whose
+//! answer was lost is found again through Twilio's list of messages (or, when the list cannot
+//! be read, said to be unknown).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fake_twilio::{FakeConfig, FakeTwilio, Faults};
-use messaging_core::domain::{MessageId, PhoneNumber};
+use chrono::Utc;
+use fake_twilio::{FakeConfig, FakeTwilio, Faults, ScriptedFault};
+use messaging_core::domain::{MessageId, MessageStatus, PhoneNumber};
 use messaging_core::provider::{
-    OutboundMessage, Provider, SendError, Sender, TwilioConfig, TwilioProvider,
+    Accepted, Lookup, OutboundMessage, Provider, SendError, Sender, TwilioConfig, TwilioProvider,
     is_valid_twilio_signature,
 };
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -164,5 +167,188 @@ async fn permanent_errors_carry_twilios_code() {
         matches!(refused, Err(SendError::Permanent { .. })),
         "{refused:?}"
     );
+    fake.shutdown().await;
+}
+
+/// The sender of the lookup tests: Twilio's WhatsApp sandbox number.
+const FROM: &str = "+14155238886";
+
+/// A provider pointed at `api_base` with the fake's credentials.
+fn provider_at(fake: &FakeTwilio, api_base: String, sender: Sender) -> TwilioProvider {
+    let mut config = TwilioConfig::new(fake.account_sid(), fake.auth_token(), sender);
+    config.api_base = api_base;
+    TwilioProvider::new(config).unwrap()
+}
+
+fn from_number() -> Sender {
+    Sender::Number(PhoneNumber::parse(FROM).unwrap())
+}
+
+/// Sends `outbound` while the fake accepts it and then drops the connection; answers the SID
+/// the fake recorded.
+async fn send_and_lose_the_answer(
+    fake: &FakeTwilio,
+    twilio: &TwilioProvider,
+    outbound: &OutboundMessage,
+) -> String {
+    fake.set_faults(Faults {
+        script: [ScriptedFault::DropAfterAccept].into(),
+        ..Faults::default()
+    })
+    .unwrap();
+    let sent = twilio.send(outbound).await;
+    assert!(matches!(sent, Err(SendError::Unknown { .. })), "{sent:?}");
+    let recorded = fake
+        .messages()
+        .pop()
+        .expect("the fake accepted the message");
+    assert!(recorded.answer_dropped);
+    recorded.sid
+}
+
+#[tokio::test]
+async fn a_send_whose_answer_was_dropped_is_found_under_the_fakes_sid() {
+    let fake = FakeTwilio::start(FakeConfig::default()).await.unwrap();
+    let twilio = provider_at(&fake, fake.base_url(), from_number());
+    let since = Utc::now();
+    // Other messages to the same recipient, before and after, must not confuse the lookup.
+    let ours = message("+14155550100");
+    let other = OutboundMessage {
+        body: Some("Something else".into()),
+        ..message("+14155550100")
+    };
+    twilio.send(&other).await.unwrap();
+    let sid = send_and_lose_the_answer(&fake, &twilio, &ours).await;
+    twilio.send(&message("+14155550101")).await.unwrap();
+
+    // The fake moves it to `delivered` at once; the lookup reports Twilio's current status.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake
+        .messages()
+        .iter()
+        .any(|m| m.status != fake_twilio::MessageStatus::Delivered)
+    {
+        assert!(Instant::now() < deadline, "the fake never delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        twilio.lookup(&ours, since).await,
+        Lookup::Found(Accepted {
+            provider_sid: sid,
+            status: MessageStatus::Delivered,
+        })
+    );
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_template_through_a_messaging_service_whose_answer_was_dropped_is_found() {
+    let fake = FakeTwilio::start(FakeConfig::default()).await.unwrap();
+    let service = Sender::MessagingService("MG0123456789abcdef0123456789abcdef".into());
+    let twilio = provider_at(&fake, fake.base_url(), service);
+    let template = OutboundMessage {
+        body: None,
+        content_sid: Some("HX0123456789abcdef0123456789abcdef".into()),
+        content_variables: Some([("1".to_string(), "Ada".to_string())].into()),
+        ..message("+14155550100")
+    };
+    let since = Utc::now();
+    let sid = send_and_lose_the_answer(&fake, &twilio, &template).await;
+    match twilio.lookup(&template, since).await {
+        Lookup::Found(accepted) => assert_eq!(accepted.provider_sid, sid),
+        other => panic!("expected the dropped template to be found, got {other:?}"),
+    }
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_message_never_sent_is_not_found() {
+    let fake = FakeTwilio::start(FakeConfig::default()).await.unwrap();
+    let twilio = provider_at(&fake, fake.base_url(), from_number());
+    let since = Utc::now();
+    // The recipient got other text, and someone else got this text: neither is ours.
+    let other_text = OutboundMessage {
+        body: Some("Another text".into()),
+        ..message("+14155550100")
+    };
+    twilio.send(&other_text).await.unwrap();
+    twilio
+        .send(&OutboundMessage {
+            to: PhoneNumber::parse("+14155550101").unwrap(),
+            ..message("+14155550100")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        twilio.lookup(&message("+14155550100"), since).await,
+        Lookup::NotFound
+    );
+    assert_eq!(fake.counters().lists, 1);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_lookup_reads_past_the_first_page_of_a_busy_recipient() {
+    let fake = FakeTwilio::start(FakeConfig::default()).await.unwrap();
+    let twilio = provider_at(&fake, fake.base_url(), from_number());
+    let since = Utc::now();
+    let ours = message("+14155550100");
+    let sid = send_and_lose_the_answer(&fake, &twilio, &ours).await;
+    // 60 newer messages push ours onto the second page of 50.
+    for n in 0..60 {
+        let newer = OutboundMessage {
+            body: Some(format!("Update {n}")),
+            ..message("+14155550100")
+        };
+        twilio.send(&newer).await.unwrap();
+    }
+    match twilio.lookup(&ours, since).await {
+        Lookup::Found(accepted) => assert_eq!(accepted.provider_sid, sid),
+        other => panic!("expected ours on the second page, got {other:?}"),
+    }
+    assert_eq!(fake.counters().lists, 2);
+
+    let never_sent = OutboundMessage {
+        body: Some("Never sent".into()),
+        ..message("+14155550100")
+    };
+    assert_eq!(twilio.lookup(&never_sent, since).await, Lookup::NotFound);
+    fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_list_that_cannot_be_read_makes_the_lookup_unknown() {
+    let fake = FakeTwilio::start(FakeConfig::default()).await.unwrap();
+    let twilio = provider_at(&fake, fake.base_url(), from_number());
+    let since = Utc::now();
+    fake.set_faults(Faults {
+        list_server_error_share: 1.0,
+        ..Faults::default()
+    })
+    .unwrap();
+    match twilio.lookup(&message("+14155550100"), since).await {
+        Lookup::Unknown(reason) => assert!(reason.contains("50"), "{reason}"),
+        other => panic!("expected unknown on a 5xx, got {other:?}"),
+    }
+
+    let wrong_token = TwilioProvider::new(TwilioConfig {
+        api_base: fake.base_url(),
+        ..TwilioConfig::new(fake.account_sid(), "not-the-token", from_number())
+    })
+    .unwrap();
+    assert!(matches!(
+        wrong_token.lookup(&message("+14155550100"), since).await,
+        Lookup::Unknown(_)
+    ));
+
+    // Nothing listens on a port just released: the list is never read.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let nowhere = provider_at(&fake, closed_base, from_number());
+    assert!(matches!(
+        nowhere.lookup(&message("+14155550100"), since).await,
+        Lookup::Unknown(_)
+    ));
     fake.shutdown().await;
 }

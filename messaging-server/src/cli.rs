@@ -78,7 +78,7 @@ impl Args {
 
 /// Runs the command the arguments name.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let config = Config::from_env();
+    let config = Config::from_env()?;
     match args.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::http::serve(config).await,
         Command::Migrate => {

@@ -1,4 +1,5 @@
-//! The HTTP server. Today it answers health checks; the REST API, webhooks and UI mount here.
+//! The HTTP server, with the dispatcher beside it. Today it answers health checks; the REST
+//! API, webhooks and UI mount here.
 
 use anyhow::Context;
 use messaging_core::Engine;
@@ -7,9 +8,13 @@ use poem::web::{Data, Json};
 use poem::{EndpointExt, Route, Server, get, handler, http::StatusCode};
 use serde_json::{Value, json};
 
-use crate::config::Config;
+use tokio::sync::watch;
 
-/// Serves until Ctrl-C or SIGTERM.
+use crate::config::Config;
+use crate::sending;
+
+/// Serves, and sends the outbox, until Ctrl-C or SIGTERM; then stops taking requests and
+/// claiming messages, and lets the sends in flight finish.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("configuration:\n{config}");
     if !config.twilio_configured() {
@@ -26,12 +31,32 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(error) => tracing::error!(%error, "could not look for unfinished campaign runs"),
     }
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let provider = sending::provider(&config, &engine)?;
+    let dispatcher = engine.dispatcher(provider, sending::dispatch_config(&config));
+    let dispatching = tokio::spawn(dispatcher.run(wait_for(stopped.clone())));
     let app = Route::new().at("/healthz", get(healthz)).data(engine);
     tracing::info!("listening on http://{}", config.bind);
-    Server::new(TcpListener::bind(config.bind.clone()))
-        .run_with_graceful_shutdown(app, shutdown_signal(), None)
+    let served = Server::new(TcpListener::bind(config.bind.clone()))
+        .run_with_graceful_shutdown(app, wait_for(stopped), None)
         .await
-        .with_context(|| format!("cannot serve on {}", config.bind))
+        .with_context(|| format!("cannot serve on {}", config.bind));
+    if served.is_err() {
+        // The dispatcher must not outlive a server that could not start.
+        dispatching.abort();
+    } else {
+        let _ = dispatching.await;
+    }
+    served
+}
+
+/// Completes when `stopped` turns true (or its sender is gone).
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 #[handler]

@@ -10,6 +10,7 @@
 mod cli;
 mod config;
 mod http;
+mod sending;
 
 use clap::Parser;
 

@@ -1,8 +1,11 @@
-//! The part of Twilio's REST API the fake serves: create a message, fetch a message.
+//! The part of Twilio's REST API the fake serves: create a message, list messages, fetch a
+//! message.
 //!
 //! A create goes: latency → Basic auth → fault injection (scripted, then random) → form
 //! validation → permanent errors of the recipient → acceptance (recorded, callbacks started)
-//! → the 201 answer, unless the connection is to be dropped.
+//! → the 201 answer, unless the connection is to be dropped. A list goes: latency → Basic auth
+//! → `list_server_error_share` → the page (see [`crate::list`]); it lists every accepted
+//! message, those whose answer was dropped included, and nothing that was refused.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 
 use crate::callbacks::spawn_lifecycle;
 use crate::ledger::{AcceptedMessage, MessageStatus};
+use crate::list::{ListQuery, page_json};
 use crate::outbound::{Content, OutboundRequest, Sender, num_segments};
 use crate::resource::{message_json, new_message_sid, rfc2822_now};
 use crate::state::{FakeState, Fate};
@@ -85,6 +89,36 @@ pub(crate) async fn create_message(
     let mut response = poem::web::Json(message_json(&message)).into_response();
     response.set_status(StatusCode::CREATED);
     response
+}
+
+/// `GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=…&From=…&PageSize=…`
+#[handler]
+pub(crate) async fn list_messages(
+    request: &Request,
+    Path(account_sid): Path<String>,
+    Data(state): Data<&Arc<FakeState>>,
+) -> Response {
+    state.ledger(|l| l.counters.lists += 1);
+    let latency = state.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if !is_authorized(request, &account_sid, state) {
+        return TwilioError::unauthenticated().into_response();
+    }
+    if let Some(status) = state.list_fault() {
+        return TwilioError::server_error(status).into_response();
+    }
+    let query = match ListQuery::parse(request.uri().query().unwrap_or_default()) {
+        Ok(query) => query,
+        Err(error) => return error.into_response(),
+    };
+    // Filtered under the ledger's lock, so a busy fake copies only what the page can show.
+    let listed = state.ledger(|l| l.newest_first(|m| query.keeps(m)));
+    match page_json(&state.account_sid, &query, &listed) {
+        Ok(page) => poem::web::Json(page).into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}.json`

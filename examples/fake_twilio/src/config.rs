@@ -56,12 +56,13 @@ pub struct Behaviour {
     pub callbacks: CallbackPlan,
 }
 
-/// Fault injection for `POST .../Messages.json`.
+/// Fault injection for `POST .../Messages.json` (and, with `list_server_error_share`, for the
+/// list of messages).
 ///
-/// For each authenticated request, the next entry of `script` (if any) decides its fate;
+/// For each authenticated send, the next entry of `script` (if any) decides its fate;
 /// otherwise one random draw picks 429 with `rate_limited_share`, else 5xx with
 /// `server_error_share`, else a dropped connection with `dropped_connection_share`.
-/// The shares must each lie in 0..=1 and add up to at most 1.
+/// The shares must each lie in 0..=1, and the three of sends add up to at most 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -82,6 +83,9 @@ pub struct Faults {
     pub permanent_errors: BTreeMap<String, u32>,
     /// Faults for the next requests, in order, consumed before any random draw.
     pub script: VecDeque<ScriptedFault>,
+    /// Share of list requests (`GET .../Messages.json`) answered `500` or `503`, half each.
+    /// Drawn on its own: sends and their `script` are unaffected.
+    pub list_server_error_share: f64,
 }
 
 impl Default for Faults {
@@ -95,6 +99,7 @@ impl Default for Faults {
             drop_after_accept: true,
             permanent_errors: default_permanent_errors(),
             script: VecDeque::new(),
+            list_server_error_share: 0.0,
         }
     }
 }
@@ -196,6 +201,7 @@ impl Behaviour {
             ("rate_limited_share", f.rate_limited_share),
             ("server_error_share", f.server_error_share),
             ("dropped_connection_share", f.dropped_connection_share),
+            ("list_server_error_share", f.list_server_error_share),
             ("failed_share", self.callbacks.failed_share),
         ];
         for (field, value) in shares {

@@ -65,7 +65,7 @@ impl FakeTwilio {
         let app = Route::new()
             .at(
                 format!("/{API_VERSION}/Accounts/:account_sid/Messages.json"),
-                post(api::create_message),
+                post(api::create_message).get(api::list_messages),
             )
             .at(
                 format!("/{API_VERSION}/Accounts/:account_sid/Messages/:message"),

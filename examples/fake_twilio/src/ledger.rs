@@ -101,11 +101,15 @@ pub struct CallbackRecord {
     pub error: Option<String>,
 }
 
-/// How many Messages API requests ended each way since start or the last reset.
+/// How many Messages API requests ended each way since start or the last reset (the
+/// outcomes count sends only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Every `POST .../Messages.json`.
     pub requests: u64,
+    /// Every list request (`GET .../Messages.json`), including those answered 5xx by
+    /// `list_server_error_share`.
+    pub lists: u64,
     /// Messages accepted (including those whose answer was then dropped).
     pub accepted: u64,
     /// Answered 401.
@@ -177,6 +181,16 @@ impl Ledger {
 
     pub fn messages(&self) -> Vec<AcceptedMessage> {
         self.messages.iter().map(|m| self.with_times(m)).collect()
+    }
+
+    /// The accepted messages `keep` keeps, newest first (the order of Twilio's list).
+    pub fn newest_first(&self, keep: impl Fn(&AcceptedMessage) -> bool) -> Vec<AcceptedMessage> {
+        self.messages
+            .iter()
+            .rev()
+            .filter(|m| keep(m))
+            .map(|m| self.with_times(m))
+            .collect()
     }
 
     pub fn message(&self, sid: &str) -> Option<AcceptedMessage> {

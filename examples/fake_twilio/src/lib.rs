@@ -1,7 +1,8 @@
 //! A fake of Twilio's Programmable Messaging API, for integration tests, load tests and demos.
 //!
 //! It serves `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` the way Twilio does
-//! (Basic auth, form fields, Twilio's error codes and JSON), can misbehave on purpose
+//! (Basic auth, form fields, Twilio's error codes and JSON), lists what it accepted at the
+//! same path with `GET` (`To`/`From` filters, pages, newest first), can misbehave on purpose
 //! (latency, 429s, 5xx, permanent errors for chosen recipients, connections dropped without
 //! an answer), and reports each accepted message's statuses to its `StatusCallback`, signed
 //! with `X-Twilio-Signature`. It shares no code with the platform it stands in for, so tests
@@ -28,7 +29,7 @@
 //!
 //! Inside: `fake` owns the server and the [`FakeTwilio`] handle; `api` serves the Twilio
 //! routes and `control` the `/_fake/` routes (messages, callbacks, stats, config, reset);
-//! `outbound` validates a send request; `callbacks` plays each message's statuses;
+//! `outbound` validates a send request; `list` reads a list query and builds its page; `callbacks` plays each message's statuses;
 //! `state` and `ledger` hold what they share. The binary (`cargo run -p fake_twilio --
 //! --help`) wraps the same library.
 
@@ -39,6 +40,7 @@ mod connection;
 mod control;
 mod fake;
 mod ledger;
+mod list;
 mod outbound;
 mod resource;
 mod signature;

@@ -50,6 +50,13 @@ struct Options {
     /// is sent but the client never hears of it).
     #[arg(long, env = "FAKE_TWILIO_DROP_BEFORE_ACCEPT")]
     drop_before_accept: bool,
+    /// Share of list requests (GET .../Messages.json) answered 500 or 503 (0 to 1).
+    #[arg(
+        long,
+        env = "FAKE_TWILIO_LIST_SERVER_ERROR_SHARE",
+        default_value_t = 0.0
+    )]
+    list_server_error_share: f64,
     /// A recipient that always fails, as NUMBER=CODE (e.g. +15005550002=21610); repeat for
     /// more. Replaces the defaults +15005550001=21211, +15005550002=21610, +15005550003=63016.
     #[arg(long = "permanent-error", value_name = "NUMBER=CODE", value_parser = parse_permanent_error)]
@@ -118,6 +125,7 @@ impl Options {
                     dropped_connection_share: self.dropped_connection_share,
                     drop_after_accept: !self.drop_before_accept,
                     permanent_errors,
+                    list_server_error_share: self.list_server_error_share,
                     ..Faults::default()
                 },
                 callbacks: CallbackPlan {

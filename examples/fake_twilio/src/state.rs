@@ -126,6 +126,12 @@ impl FakeState {
         }
     }
 
+    /// The 5xx status to answer a list request with, if `list_server_error_share` draws one.
+    pub fn list_fault(&self) -> Option<u16> {
+        let share = lock(&self.behaviour).faults.list_server_error_share;
+        (fastrand::f64() < share).then(|| if fastrand::bool() { 500 } else { 503 })
+    }
+
     /// The permanent error configured for a recipient (E.164, no channel prefix).
     pub fn permanent_error(&self, number: &str) -> Option<u32> {
         lock(&self.behaviour)

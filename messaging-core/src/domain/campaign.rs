@@ -36,7 +36,7 @@ pub enum CampaignCommand {
     Pause,
     /// Go on (paused → running).
     Resume,
-    /// Everything was sent, or the end time passed (running → completed).
+    /// Everything was sent, or the end time passed (scheduled or running → completed).
     Complete,
     /// Give up (any state that has not ended → cancelled).
     Cancel,
@@ -62,7 +62,7 @@ impl CampaignStatus {
             (S::Draft | S::Scheduled, C::Launch) => S::Running,
             (S::Scheduled | S::Running, C::Pause) => S::Paused,
             (S::Paused, C::Resume) => S::Running,
-            (S::Running, C::Complete) => S::Completed,
+            (S::Scheduled | S::Running, C::Complete) => S::Completed,
             (from, C::Cancel) if !from.is_terminal() => S::Cancelled,
             (from, command) => return Err(CampaignTransitionError { from, command }),
         };

@@ -40,6 +40,36 @@ pub enum MessageStatus {
     Deferred,
 }
 
+/// How a message reaches the recipient on WhatsApp, decided when it is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendAs {
+    /// Free text: the recipient wrote to us within the last 24 hours.
+    FreeText,
+    /// The template's approved Content SID: the only way outside the 24-hour window, and a
+    /// business-initiated conversation in Meta's terms.
+    ApprovedTemplate,
+}
+
+impl SendAs {
+    /// The name used in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FreeText => "text",
+            Self::ApprovedTemplate => "template",
+        }
+    }
+
+    /// The value [`as_str`](Self::as_str) names.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "text" => Some(Self::FreeText),
+            "template" => Some(Self::ApprovedTemplate),
+            _ => None,
+        }
+    }
+}
+
 /// A move the state machine does not allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a message cannot go from {from:?} to {to:?}")]

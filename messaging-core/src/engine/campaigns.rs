@@ -3,7 +3,8 @@
 //! only keeps the definitions consistent and moves campaigns between states.
 
 use crate::domain::{
-    Campaign, CampaignCommand, CampaignDraft, CampaignId, CampaignStatus, FieldError, Trigger,
+    AuditDecision, Campaign, CampaignCommand, CampaignDraft, CampaignId, CampaignStatus,
+    FieldError, MessageStatus, Trigger,
 };
 use crate::store::{CampaignQuery, Page, PageRequest};
 
@@ -129,6 +130,16 @@ impl Engine {
             updated_at: now,
             ..stored
         };
+        if next == CampaignStatus::Cancelled {
+            let decision = AuditDecision {
+                step: "campaign".into(),
+                outcome: MessageStatus::Skipped,
+                reason: "the campaign was cancelled".into(),
+                at: now,
+            };
+            let skipped = self.store.skip_unsent(id, decision).await?;
+            tracing::info!(campaign = %id, skipped, "unsent messages of a cancelled campaign skipped");
+        }
         if command == CampaignCommand::Resume {
             // Runs that waited while the campaign was paused (a launch whose fan-out had not
             // finished, a scheduled campaign's first run) go on now.

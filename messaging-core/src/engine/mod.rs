@@ -3,11 +3,14 @@
 
 mod campaigns;
 mod catalog;
+mod dispatch;
 mod fanout;
 mod inbound;
 mod people;
 mod receipts;
+mod replies;
 mod stats;
+mod supervise;
 
 use std::sync::Arc;
 
@@ -20,10 +23,13 @@ use crate::store::{Store, StoreError};
 use crate::template::TemplateError;
 
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
+pub use dispatch::{DispatchConfig, Dispatcher, RoundReport};
 pub use fanout::RunSummary;
 pub use inbound::InboundReceipt;
 pub use receipts::StatusReceipt;
+pub use replies::{MAX_BODY_CHARS, ReplyContent};
 pub use stats::Stats;
+pub use supervise::Supervision;
 
 /// The messaging engine.
 #[derive(Clone)]

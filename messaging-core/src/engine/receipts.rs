@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::domain::{DeliveryReceipt, MessageId, MessageStatus};
-use crate::provider::Accepted;
+use crate::provider::{Accepted, StatusFields};
 use crate::store::ReceiptOutcome;
 
 use super::{Engine, EngineError};
@@ -38,6 +39,17 @@ impl Engine {
             "delivery status"
         );
         Ok(StatusReceipt { receipt, outcome })
+    }
+
+    /// Feeds status reports (the sandbox provider's simulated ones) through
+    /// [`receive_status`](Self::receive_status), exactly as if they had come by webhook, until
+    /// the channel closes.
+    pub async fn receive_statuses(&self, mut statuses: mpsc::Receiver<StatusFields>) {
+        while let Some(fields) = statuses.recv().await {
+            if let Err(error) = self.receive_status(fields).await {
+                tracing::warn!(%error, "a status report could not be applied");
+            }
+        }
     }
 
     /// Records the provider's acceptance of a message (its SID and first status) and applies

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone as _, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::{AuditDecision, Consent, MessageStatus, QuietHours, Schedule, User};
+use crate::domain::{AuditDecision, Consent, MessageStatus, QuietHours, Schedule, SendAs, User};
 
 /// What one policy step decided about one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,21 +24,17 @@ pub enum Verdict {
     },
 }
 
-/// How a message may reach the recipient on WhatsApp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SendAs {
-    /// Free text: the recipient wrote to us within the last 24 hours.
-    FreeText,
-    /// The template's approved Content SID: the only way outside the 24-hour window.
-    ApprovedTemplate,
-}
-
 /// WhatsApp lets a business send free text only within 24 hours of the user's last message.
 pub const WHATSAPP_WINDOW: Duration = Duration::hours(24);
 
 /// Opted-out users get nothing.
 pub fn consent(user: &User) -> Verdict {
-    match user.consent_state {
+    consent_state(user.consent_state)
+}
+
+/// Opted-out users get nothing ([`consent`] for a bare consent state).
+pub fn consent_state(consent: Consent) -> Verdict {
+    match consent {
         Consent::OptIn => Verdict::Pass,
         Consent::OptOut => Verdict::Skip("the user has opted out".into()),
     }

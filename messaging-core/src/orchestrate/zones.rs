@@ -4,7 +4,7 @@
 
 use chrono_tz::Tz;
 
-use crate::domain::{PhoneNumber, User};
+use crate::domain::{PhoneNumber, TimeZone};
 
 /// Country calling code → IANA zone, sorted by code for binary search.
 const ZONES: &[(u16, Tz)] = &[
@@ -95,12 +95,12 @@ pub fn zone_of_number(phone: &PhoneNumber) -> Option<Tz> {
         .map(|index| ZONES[index].1)
 }
 
-/// The zone quiet hours are counted in for `user`: theirs, else their number's country's,
-/// else UTC.
-pub fn recipient_zone(user: &User) -> Tz {
-    user.timezone
+/// The zone quiet hours are counted in for a recipient: their own `timezone`, else their
+/// number's country's, else UTC.
+pub fn recipient_zone(timezone: Option<TimeZone>, phone: &PhoneNumber) -> Tz {
+    timezone
         .map(|tz| tz.tz())
-        .or_else(|| zone_of_number(&user.phone))
+        .or_else(|| zone_of_number(phone))
         .unwrap_or(Tz::UTC)
 }
 
@@ -124,5 +124,15 @@ mod tests {
             None,
             "Mauritius is not in the table: UTC then"
         );
+    }
+
+    #[test]
+    fn the_users_own_zone_comes_first_then_the_numbers_then_utc() {
+        let colombo = PhoneNumber::parse("+94771234567").unwrap();
+        let mauritius = PhoneNumber::parse("+2302345678").unwrap();
+        let tokyo = TimeZone::parse("Asia/Tokyo").unwrap();
+        assert_eq!(recipient_zone(Some(tokyo), &colombo), Tz::Asia__Tokyo);
+        assert_eq!(recipient_zone(None, &colombo), Tz::Asia__Colombo);
+        assert_eq!(recipient_zone(None, &mauritius), Tz::UTC);
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::domain::{MessageId, MessageStatus, PhoneNumber};
 
@@ -75,6 +76,18 @@ pub enum SendError {
     },
 }
 
+/// What a provider knows about a message whose send got no answer (see
+/// [`Provider::lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The provider has it: it was sent, under this SID and status.
+    Found(Accepted),
+    /// The provider has no such message: it was never taken, and sending it is safe.
+    NotFound,
+    /// The provider could not tell (or cannot look messages up): why.
+    Unknown(String),
+}
+
 /// A status report from a provider, in Twilio's status-callback form fields (`MessageSid`,
 /// `MessageStatus`, `ErrorCode`…). The sandbox produces these too, so simulated statuses take
 /// exactly the path of real webhooks.
@@ -89,4 +102,15 @@ pub trait Provider: Send + Sync {
 
     /// Sends one message.
     async fn send(&self, message: &OutboundMessage) -> Result<Accepted, SendError>;
+
+    /// Looks for `message` among what the provider took since `since` (just before the send
+    /// whose answer was lost). The dispatcher asks this before it ever sends such a message
+    /// again; only [`Lookup::NotFound`] lets it resend.
+    async fn lookup(&self, message: &OutboundMessage, since: DateTime<Utc>) -> Lookup {
+        let _ = (message, since);
+        Lookup::Unknown(format!(
+            "the {} provider cannot look messages up",
+            self.name()
+        ))
+    }
 }

@@ -14,6 +14,9 @@
 //!        └─► failed               (ErrorCode 63003/30008)  ┘
 //! ```
 //!
+//! A [`lookup`](Provider::lookup) after a lost answer is always `NotFound`: nothing real was
+//! sent, so a resend is harmless.
+//!
 //! Like Twilio's callbacks, a step may arrive before the caller has stored the SID returned by
 //! `send` (always possible with a zero delay).
 
@@ -22,9 +25,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::{Accepted, OutboundMessage, Provider, SendError, StatusFields};
+use super::{Accepted, Lookup, OutboundMessage, Provider, SendError, StatusFields};
 use crate::domain::MessageStatus;
 
 /// The `AccountSid` the sandbox reports: well-formed, but no real account's.
@@ -215,6 +219,14 @@ impl Provider for SandboxProvider {
             provider_sid: sid,
             status: MessageStatus::Sending,
         })
+    }
+
+    /// Always [`Lookup::NotFound`]: the sandbox keeps no record of what it accepted, and it
+    /// never delivers anything, so sending the message again costs no real recipient a
+    /// duplicate (at worst, simulated statuses also arrive for the SID whose answer was lost).
+    async fn lookup(&self, message: &OutboundMessage, since: DateTime<Utc>) -> Lookup {
+        let _ = (message, since);
+        Lookup::NotFound
     }
 }
 

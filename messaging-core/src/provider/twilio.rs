@@ -16,17 +16,24 @@
 //! | any other 4xx | [`SendError::Permanent`] with Twilio's error code (21211, 21610, 63016…) |
 //! | no connection (refused, DNS, TLS, connect timeout) | [`SendError::Transient`]: nothing was sent |
 //! | timeout or dropped connection after connecting | [`SendError::Unknown`] |
+//!
+//! For a message whose send got no answer, [`Provider::lookup`] reads Twilio's list of
+//! messages to the same recipient and tells whether it is there (the rules are in the
+//! `lookup` submodule).
 
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
-use super::{Accepted, OutboundMessage, Provider, SendError};
+use super::{Accepted, Lookup, OutboundMessage, Provider, SendError};
 use crate::domain::{MessageStatus, PhoneNumber};
+
+mod lookup;
 
 /// The E.164 number of Twilio's shared WhatsApp sandbox sender, which Twilio limits to one
 /// message every 3 seconds.
@@ -305,6 +312,17 @@ impl Provider for TwilioProvider {
         .instrument(span)
         .await
     }
+
+    async fn lookup(&self, message: &OutboundMessage, since: DateTime<Utc>) -> Lookup {
+        let span = tracing::debug_span!("twilio_lookup", message_id = %message.id);
+        async {
+            let outcome = self.find_sent(message, since).await;
+            tracing::debug!(?outcome, "looked up");
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
 }
 
 /// Twilio's answer to a successful create.
@@ -355,6 +373,20 @@ fn classify_response(
         };
     }
 
+    let (code, message) = read_error(status, body);
+    match status {
+        // 429: too many requests; 408: the request never fully arrived.
+        429 | 408 | 500..=599 => Err(SendError::Transient {
+            code: code.or_else(|| Some(status.to_string())),
+            message,
+            retry_after,
+        }),
+        _ => Err(SendError::Permanent { code, message }),
+    }
+}
+
+/// Twilio's error code (when it gave one) and a readable account of a non-2xx answer.
+fn read_error(status: u16, body: &[u8]) -> (Option<String>, String) {
     let error: TwilioErrorBody = serde_json::from_slice(body).unwrap_or_default();
     let code = error.code.and_then(|code| match code {
         serde_json::Value::Number(number) => Some(number.to_string()),
@@ -369,29 +401,13 @@ fn classify_response(
     if let Some(link) = error.more_info {
         message.push_str(&format!(" ({link})"));
     }
-
-    match status {
-        // 429: too many requests; 408: the request never fully arrived.
-        429 | 408 | 500..=599 => Err(SendError::Transient {
-            code: code.or_else(|| Some(status.to_string())),
-            message,
-            retry_after,
-        }),
-        _ => Err(SendError::Permanent { code, message }),
-    }
+    (code, message)
 }
 
 /// Sorts a failure to get any HTTP answer: whether the request can have reached Twilio decides
 /// between a safe retry and an unknown outcome.
 fn classify_transport_error(error: &reqwest::Error) -> SendError {
-    // The full error chain names the cause (refused, DNS, certificate…).
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+    let message = error_chain(error);
     if error.is_connect() {
         // No connection (refused, DNS failure, TLS handshake, connect timeout): not a byte of
         // the request was written.
@@ -409,6 +425,19 @@ fn classify_transport_error(error: &reqwest::Error) -> SendError {
         // Timed out or dropped after connecting: Twilio may have created the message.
         SendError::Unknown { message }
     }
+}
+
+/// An HTTP client error with all its causes: the full chain names what happened (refused, DNS,
+/// certificate, timeout…), which the top error alone rarely does.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// `Retry-After` as seconds (what Twilio sends) or as an HTTP date.

@@ -5,7 +5,13 @@
 //! Every method is async; adapters over blocking drivers run their work off the async workers.
 //! Every multi-row write is one transaction.
 
+mod dispatch;
 pub mod sqlite;
+
+pub use dispatch::{
+    ClaimRequest, DispatchStore, Disposition, DueMessage, RecipientFacts, SendOutcome,
+    UnresolvedSend,
+};
 
 use std::collections::BTreeMap;
 
@@ -503,6 +509,7 @@ pub trait Store:
     + OutboxStore
     + ReceiptStore
     + StatsStore
+    + DispatchStore
 {
 }
 
@@ -517,5 +524,6 @@ impl<T> Store for T where
         + OutboxStore
         + ReceiptStore
         + StatsStore
+        + DispatchStore
 {
 }

@@ -168,6 +168,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX receipts_parked ON receipts (message_sid) WHERE outcome = 'parked';
     "#,
+    // 6: the dispatcher: how a message goes out, when it was first released to the provider,
+    // and indexes for claiming due messages per campaign and finding unresolved sends.
+    r#"
+    ALTER TABLE messages ADD COLUMN sent_as TEXT;
+    ALTER TABLE messages ADD COLUMN dispatched_at INTEGER;
+    DROP INDEX messages_due;
+    CREATE INDEX messages_due ON messages (campaign_id, due_at)
+        WHERE status IN ('pending', 'queued', 'deferred');
+    CREATE INDEX messages_unresolved ON messages (lease_until) WHERE status = 'sending';
+    CREATE INDEX messages_conversations ON messages (dispatched_at) WHERE sent_as = 'template';
+    "#,
 ];
 
 /// How many migrations this build knows.

@@ -76,6 +76,76 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CampaignRun, StoreErro
     })())
 }
 
+/// Writes outbox messages with statements prepared once per transaction.
+pub(super) struct MessageWriter<'c> {
+    insert: rusqlite::CachedStatement<'c>,
+    log: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> MessageWriter<'c> {
+    pub(super) fn new(conn: &'c rusqlite::Connection) -> Result<Self, StoreError> {
+        Ok(Self {
+            insert: conn
+                .prepare_cached(
+                    "INSERT INTO messages (id, campaign_id, run_id, phone, body, content_sid,
+                         content_variables, status, due_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)
+                     ON CONFLICT (run_id, phone) DO NOTHING",
+                )
+                .map_err(db_error)?,
+            log: conn
+                .prepare_cached(
+                    "INSERT INTO message_log (message_id, at, status, step, reason)
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .map_err(db_error)?,
+        })
+    }
+
+    /// Writes one message due at `now` (with its decision, if one was taken at once);
+    /// `false` when the run already has a message for the recipient.
+    pub(super) fn write(
+        &mut self,
+        entry: &OutboxEntry,
+        variables: Option<&str>,
+        campaign_id: Option<&str>,
+        run_id: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let id = entry.id.to_string();
+        let added = self
+            .insert
+            .execute(params![
+                id,
+                campaign_id,
+                run_id,
+                entry.phone.as_str(),
+                entry.body,
+                entry.content_sid,
+                variables,
+                entry.status.as_str(),
+                now,
+            ])
+            .map_err(db_error)?;
+        if added == 0 {
+            return Ok(false);
+        }
+        if let Some(decision) = &entry.decision {
+            // Every message enters as pending; a decision taken at once moves it on, and the
+            // log keeps both the move and its reason.
+            let at = millis(decision.at);
+            let outcome = decision.outcome.as_str();
+            self.log
+                .execute(params![id, at, outcome, None::<String>, None::<String>])
+                .map_err(db_error)?;
+            self.log
+                .execute(params![id, at, outcome, decision.step, decision.reason])
+                .map_err(db_error)?;
+        }
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn open_run(
@@ -132,60 +202,16 @@ impl OutboxStore for SqliteStore {
                 let tx = conn.transaction().map_err(db_error)?;
                 let mut written = 0;
                 {
-                    let mut insert = tx
-                        .prepare_cached(
-                            "INSERT INTO messages (id, campaign_id, run_id, phone, body,
-                                 content_sid, content_variables, status, due_at, created_at,
-                                 updated_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)
-                             ON CONFLICT (run_id, phone) DO NOTHING",
-                        )
-                        .map_err(db_error)?;
-                    let mut log = tx
-                        .prepare_cached(
-                            "INSERT INTO message_log (message_id, at, status, step, reason)
-                             VALUES (?, ?, ?, ?, ?)",
-                        )
-                        .map_err(db_error)?;
+                    let mut writer = MessageWriter::new(&tx)?;
                     for (entry, variables) in &rows {
-                        let id = entry.id.to_string();
-                        let added = insert
-                            .execute(params![
-                                id,
-                                campaign_id,
-                                run_id,
-                                entry.phone.as_str(),
-                                entry.body,
-                                entry.content_sid,
-                                variables,
-                                entry.status.as_str(),
-                                now,
-                            ])
-                            .map_err(db_error)?;
-                        if added == 0 {
-                            continue;
-                        }
-                        written += 1;
-                        if let Some(decision) = &entry.decision {
-                            // Every message enters as pending; a decision taken at once moves
-                            // it on, and the log keeps both the move and its reason.
-                            log.execute(params![
-                                id,
-                                millis(decision.at),
-                                decision.outcome.as_str(),
-                                None::<String>,
-                                None::<String>,
-                            ])
-                            .map_err(db_error)?;
-                            log.execute(params![
-                                id,
-                                millis(decision.at),
-                                decision.outcome.as_str(),
-                                decision.step,
-                                decision.reason,
-                            ])
-                            .map_err(db_error)?;
-                        }
+                        let added = writer.write(
+                            entry,
+                            variables.as_deref(),
+                            Some(&campaign_id),
+                            Some(&run_id),
+                            now,
+                        )?;
+                        written += u64::from(added);
                     }
                 }
                 tx.commit().map_err(db_error)?;

@@ -23,6 +23,23 @@ fn outcome_text(outcome: ReceiptOutcome) -> &'static str {
     }
 }
 
+/// Turns the user to `OPT_OUT` when the provider's error says they unsubscribed at the carrier.
+pub(super) fn opt_out_if_unsubscribed(
+    conn: &Connection,
+    error_code: Option<&str>,
+    phone: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    if error_code == Some(RECIPIENT_UNSUBSCRIBED) {
+        conn.execute(
+            "UPDATE users SET consent_state = 'OPT_OUT', updated_at = ? WHERE phone = ?",
+            params![at, phone],
+        )
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 /// Moves the message with `sid` to `status` if that is a forward move, logging it.
 fn apply(
     conn: &Connection,
@@ -43,13 +60,7 @@ fn apply(
     };
     let current = MessageStatus::parse(&current)
         .ok_or_else(|| corrupt(format!("unknown message status {current:?}")))?;
-    if error_code == Some(RECIPIENT_UNSUBSCRIBED) {
-        conn.execute(
-            "UPDATE users SET consent_state = 'OPT_OUT', updated_at = ? WHERE phone = ?",
-            params![at, phone],
-        )
-        .map_err(db_error)?;
-    }
+    opt_out_if_unsubscribed(conn, error_code, &phone, at)?;
     match status {
         Some(next) if current.can_become(next) => {
             conn.execute(
@@ -131,57 +142,67 @@ impl ReceiptStore for SqliteStore {
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
-                let now = millis(now);
-                let updated = tx
-                    .execute(
-                        "UPDATE messages SET provider_sid = ?, updated_at = ? WHERE id = ?",
-                        params![sid, now, message.to_string()],
-                    )
-                    .map_err(db_error)?;
-                if updated == 0 {
-                    return Err(StoreError::Database(format!("no message {message}")));
-                }
-                // The provider's first answer only ever moves a message towards delivery,
-                // never back into the queue to be sent again.
-                if !matches!(
-                    status,
-                    MessageStatus::Pending | MessageStatus::Queued | MessageStatus::Deferred
-                ) {
-                    apply(&tx, &sid, Some(status), None, now)?;
-                }
-                // Statuses that overtook the provider's answer apply now, in arrival order.
-                let parked: Vec<(i64, Option<String>, Option<String>, i64)> = tx
-                    .prepare_cached(
-                        "SELECT id, status, error_code, received_at FROM receipts
-                         WHERE message_sid = ? AND outcome = 'parked' ORDER BY id",
-                    )
-                    .and_then(|mut s| {
-                        s.query_map([&sid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                            .collect()
-                    })
-                    .map_err(db_error)?;
-                for (row, status, error_code, at) in parked {
-                    let status = status.as_deref().and_then(MessageStatus::parse);
-                    let outcome = apply(&tx, &sid, status, error_code.as_deref(), at)?;
-                    tx.execute(
-                        "UPDATE receipts SET outcome = ? WHERE id = ?",
-                        params![outcome_text(outcome), row],
-                    )
-                    .map_err(db_error)?;
-                }
-                let current: String = tx
-                    .query_row(
-                        "SELECT status FROM messages WHERE id = ?",
-                        [message.to_string()],
-                        |r| r.get(0),
-                    )
-                    .map_err(db_error)?;
+                let current = accept(&tx, &message.to_string(), &sid, status, millis(now))?;
                 tx.commit().map_err(db_error)?;
-                MessageStatus::parse(&current)
-                    .ok_or_else(|| corrupt(format!("unknown message status {current:?}")))
+                Ok(current)
             })
             .await
     }
+}
+
+/// Records that the provider accepted message `id` under `sid` (moving it to `status`), then
+/// applies, in arrival order, the receipts parked for that SID; answers where the message is.
+pub(super) fn accept(
+    tx: &Connection,
+    id: &str,
+    sid: &str,
+    status: MessageStatus,
+    now: i64,
+) -> Result<MessageStatus, StoreError> {
+    let updated = tx
+        .execute(
+            "UPDATE messages SET provider_sid = ?, lease_until = NULL, updated_at = ? WHERE id = ?",
+            params![sid, now, id],
+        )
+        .map_err(db_error)?;
+    if updated == 0 {
+        return Err(StoreError::Database(format!("no message {id}")));
+    }
+    // The provider's first answer only ever moves a message towards delivery,
+    // never back into the queue to be sent again.
+    if !matches!(
+        status,
+        MessageStatus::Pending | MessageStatus::Queued | MessageStatus::Deferred
+    ) {
+        apply(tx, sid, Some(status), None, now)?;
+    }
+    // Statuses that overtook the provider's answer apply now, in arrival order.
+    let parked: Vec<(i64, Option<String>, Option<String>, i64)> = tx
+        .prepare_cached(
+            "SELECT id, status, error_code, received_at FROM receipts
+             WHERE message_sid = ? AND outcome = 'parked' ORDER BY id",
+        )
+        .and_then(|mut s| {
+            s.query_map([sid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .map_err(db_error)?;
+    for (row, status, error_code, at) in parked {
+        let status = status.as_deref().and_then(MessageStatus::parse);
+        let outcome = apply(tx, sid, status, error_code.as_deref(), at)?;
+        tx.execute(
+            "UPDATE receipts SET outcome = ? WHERE id = ?",
+            params![outcome_text(outcome), row],
+        )
+        .map_err(db_error)?;
+    }
+    let current: String = tx
+        .query_row("SELECT status FROM messages WHERE id = ?", [id], |r| {
+            r.get(0)
+        })
+        .map_err(db_error)?;
+    MessageStatus::parse(&current)
+        .ok_or_else(|| corrupt(format!("unknown message status {current:?}")))
 }
 
 #[cfg(test)]

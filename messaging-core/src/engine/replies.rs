@@ -1,0 +1,78 @@
+//! Replies: one message to one user outside any campaign (`POST messages`). A reply goes
+//! through the outbox and the dispatcher like any other message, so the WhatsApp window,
+//! the rates and the retries hold for it too.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, TemplateId};
+use crate::store::OutboxEntry;
+use crate::template::{CompiledTemplate, RenderContext};
+
+use super::{Engine, EngineError};
+
+/// Twilio refuses message bodies longer than this many characters.
+pub const MAX_BODY_CHARS: usize = 1_600;
+
+/// What a reply says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyContent {
+    /// Free text, which WhatsApp allows within 24 hours of the user's last message.
+    Text(String),
+    /// A template rendered for the user; its approved Content SID is used outside the
+    /// 24-hour window.
+    Template(TemplateId),
+}
+
+impl Engine {
+    /// Queues a reply to `user` and answers the message (`pending` until the dispatcher takes
+    /// its decision). The user must exist; a template must render for them.
+    pub async fn send_reply(
+        &self,
+        user: &PhoneNumber,
+        content: ReplyContent,
+    ) -> Result<Message, EngineError> {
+        let recipient = self.get_user(user).await?;
+        let mut entry = OutboxEntry {
+            id: MessageId::new(),
+            phone: recipient.phone.clone(),
+            body: String::new(),
+            content_sid: None,
+            content_variables: None,
+            status: MessageStatus::Pending,
+            decision: None,
+        };
+        match content {
+            ReplyContent::Text(text) => {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(EngineError::invalid("body", "must not be empty"));
+                }
+                if text.chars().count() > MAX_BODY_CHARS {
+                    return Err(EngineError::invalid(
+                        "body",
+                        format!("must be at most {MAX_BODY_CHARS} characters"),
+                    ));
+                }
+                entry.body = text.to_owned();
+            }
+            ReplyContent::Template(id) => {
+                let template = self.get_template(id).await?;
+                let compiled = CompiledTemplate::new(&template)?;
+                let context = RenderContext::for_user(&recipient);
+                let rendered = compiled
+                    .render_body(&context)
+                    .and_then(|body| Ok((body, compiled.render_content_variables(&context)?)));
+                let (body, variables) =
+                    rendered.map_err(|e| EngineError::invalid("template_id", e.to_string()))?;
+                entry.body = body;
+                entry.content_sid = template.content_sid;
+                entry.content_variables = variables;
+            }
+        }
+        let id = entry.id;
+        self.store.insert_reply(entry, self.clock.now()).await?;
+        tracing::info!(message = %id, user = %user, "reply queued");
+        self.get_message(id).await
+    }
+}

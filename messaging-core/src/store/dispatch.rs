@@ -1,0 +1,207 @@
+//! What the dispatcher needs from storage: claiming due outbox messages under a lease,
+//! recording each policy decision and send outcome, and finding sends a crash left
+//! unresolved. Every call is one transaction, so a process killed at any point leaves each
+//! message either before or after a step, never half-way.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{OutboxEntry, StoreError};
+use crate::domain::{
+    AuditDecision, CampaignId, Consent, MessageId, MessageStatus, PhoneNumber, SendAs, TimeZone,
+};
+
+/// Up to `limit` due messages of one campaign (`None`: replies, which have no campaign).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// Whose messages.
+    pub campaign_id: Option<CampaignId>,
+    /// How many at most.
+    pub limit: u32,
+}
+
+/// What the policies need to know about a recipient, read in the claim's transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientFacts {
+    /// The user's consent.
+    pub consent: Consent,
+    /// The user's own time zone, when known.
+    pub timezone: Option<TimeZone>,
+    /// When the user last wrote to us (opens WhatsApp's 24-hour window).
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// Messages released to the user (queued, sending or sent since) in the last 24 hours.
+    pub sent_last_24_hours: u64,
+    /// Whether one of those went as an approved template (a business-initiated conversation
+    /// with this user is already open, so another one does not count again).
+    pub conversation_open: bool,
+}
+
+/// A due message, claimed under a lease: no other dispatcher takes it until the lease ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueMessage {
+    /// Its id.
+    pub id: MessageId,
+    /// Its campaign (`None` for a reply).
+    pub campaign_id: Option<CampaignId>,
+    /// The recipient.
+    pub phone: PhoneNumber,
+    /// The rendered text.
+    pub body: String,
+    /// The approved template's Content SID, when the template has one.
+    pub content_sid: Option<String>,
+    /// The approved template's variables, rendered.
+    pub content_variables: Option<BTreeMap<String, String>>,
+    /// `pending`, `queued` (a retry) or `deferred`.
+    pub status: MessageStatus,
+    /// Send attempts so far.
+    pub attempts: u32,
+    /// How it was to go, when it was queued before (a retry).
+    pub sent_as: Option<SendAs>,
+    /// When it was released to the provider the first time (frequency cap, conversations).
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// The recipient (`None` when the user was deleted after the fan-out).
+    pub recipient: Option<RecipientFacts>,
+}
+
+/// What the policies decided about a claimed message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Not sent, for the decision's reason.
+    Skip(AuditDecision),
+    /// Waits until `until`; claimable again then.
+    Defer {
+        /// When it may go.
+        until: DateTime<Utc>,
+        /// Why it waits.
+        decision: AuditDecision,
+    },
+    /// Cleared for sending, as `sent_as`; the claim's lease still holds it.
+    Queue {
+        /// Free text or the approved template.
+        sent_as: SendAs,
+        /// Why it goes that way.
+        decision: AuditDecision,
+    },
+}
+
+/// What became of one send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendOutcome {
+    /// The provider took it under this SID (statuses parked for the SID apply now).
+    Accepted {
+        /// The provider's id of the message.
+        provider_sid: String,
+        /// The status the provider reported at once.
+        status: MessageStatus,
+    },
+    /// Not taken this time: back to `queued`, due again at `at`.
+    Retry {
+        /// When to try again.
+        at: DateTime<Utc>,
+        /// The attempt's error and the plan.
+        decision: AuditDecision,
+    },
+    /// Failed for good, with the provider's error code when it gave one. Code 21610 (the
+    /// recipient unsubscribed at the carrier) also turns the user to `OPT_OUT`.
+    Failed {
+        /// The provider's error code.
+        error_code: Option<String>,
+        /// What happened.
+        decision: AuditDecision,
+    },
+    /// Nobody knows whether the provider took it (the connection died after the request went
+    /// out). It stays `sending`; at `check_at` it is looked up at the provider before anything
+    /// else happens to it, and never resent blindly.
+    Unresolved {
+        /// When to look it up.
+        check_at: DateTime<Utc>,
+        /// What happened.
+        decision: AuditDecision,
+    },
+}
+
+/// A message left `sending` past its lease: a crash or a lost answer. Claimed under a new
+/// lease while the provider is asked about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnresolvedSend {
+    /// The message as it was sent.
+    pub message: DueMessage,
+    /// When it was handed to the provider.
+    pub sending_since: DateTime<Utc>,
+}
+
+/// The dispatcher's storage.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait DispatchStore: Send + Sync {
+    /// Claims, in one transaction, the due messages (`pending`, `queued` or `deferred` with
+    /// `due_at <= now` and no live lease) of each request's campaign, oldest due first, and
+    /// leases them until `lease_until`. Messages of campaigns that are not sending (paused,
+    /// draft) are never claimed.
+    async fn claim_due(
+        &self,
+        requests: &[ClaimRequest],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<DueMessage>, StoreError>;
+
+    /// Records the policies' decisions: skipped and deferred messages are released from their
+    /// lease; queued ones keep it until [`mark_sending`](Self::mark_sending).
+    async fn record_decisions(
+        &self,
+        decisions: Vec<(MessageId, Disposition)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Moves queued messages to `sending` (one more attempt) just before they go to the
+    /// provider, leased until `lease_until`, and answers those it moved. Messages whose
+    /// campaign was paused or ended meanwhile are not moved and lose their lease, so they
+    /// wait in the queue.
+    async fn mark_sending(
+        &self,
+        ids: Vec<MessageId>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError>;
+
+    /// Records the outcomes of sends in one transaction. An outcome for a message that is no
+    /// longer `sending` is ignored.
+    async fn record_send_outcomes(
+        &self,
+        outcomes: Vec<(MessageId, SendOutcome)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` messages still `sending` after their lease ended, leasing them
+    /// until `lease_until` while their fate is looked up.
+    async fn claim_unresolved(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<UnresolvedSend>, StoreError>;
+
+    /// Business-initiated conversations (distinct users sent an approved template) released
+    /// since `since`, and the earliest of them.
+    async fn conversations_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError>;
+
+    /// Skips, with `decision`, every message of a campaign that has not gone to the provider
+    /// (pending, queued, deferred); answers how many.
+    async fn skip_unsent(
+        &self,
+        campaign: CampaignId,
+        decision: AuditDecision,
+    ) -> Result<u64, StoreError>;
+
+    /// Messages of a campaign that still wait for a decision or a send (pending, queued,
+    /// deferred, sending).
+    async fn count_unsent(&self, campaign: CampaignId) -> Result<u64, StoreError>;
+
+    /// Writes a reply (a message to one user outside any campaign), due at once.
+    async fn insert_reply(&self, entry: OutboxEntry, now: DateTime<Utc>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,555 @@
+//! The dispatcher's storage in SQLite: claims under a lease, decisions, sends and their
+//! outcomes, each in one transaction on the single writer connection.
+//!
+//! A lease is `lease_until` on the message row: a claim takes only rows whose lease has run
+//! out, so two dispatchers (or one restarted after a crash) never hold the same message.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::connection::db_error;
+use super::outbox::MessageWriter;
+use super::receipts::{accept, opt_out_if_unsubscribed};
+use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use crate::domain::{
+    AuditDecision, CampaignId, Consent, MessageId, MessageStatus, PhoneNumber, SendAs, TimeZone,
+};
+use crate::store::{
+    ClaimRequest, DispatchStore, Disposition, DueMessage, OutboxEntry, RecipientFacts, SendOutcome,
+    StoreError, UnresolvedSend,
+};
+
+/// Statuses of a message that went, or is going, to the recipient: what the frequency cap
+/// and the conversation count look at.
+const RELEASED: &str = "('queued', 'sending', 'sent', 'delivered', 'read')";
+
+/// Campaign states whose messages are sent (an event-triggered campaign sends while it
+/// listens, `scheduled` or `running`).
+const SENDING_CAMPAIGN: &str =
+    "(SELECT id FROM campaigns WHERE status IN ('scheduled', 'running'))";
+
+fn due_message_sql() -> String {
+    format!(
+        "SELECT m.id, m.campaign_id, m.phone, m.body, m.content_sid, m.content_variables,
+             m.status, m.attempts, m.sent_as, m.dispatched_at,
+             u.consent_state, u.timezone, u.last_inbound_at,
+             (SELECT COUNT(*) FROM messages x WHERE x.phone = m.phone AND x.id != m.id
+                 AND x.dispatched_at > ?2 AND x.status IN {RELEASED}),
+             (SELECT COUNT(*) FROM messages x WHERE x.phone = m.phone AND x.id != m.id
+                 AND x.dispatched_at > ?2 AND x.sent_as = 'template' AND x.status IN {RELEASED})
+         FROM messages m LEFT JOIN users u ON u.phone = m.phone
+         WHERE m.id = ?1"
+    )
+}
+
+fn due_message_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DueMessage, StoreError>> {
+    let id: String = row.get(0)?;
+    let campaign_id: Option<String> = row.get(1)?;
+    let phone: String = row.get(2)?;
+    let variables: Option<String> = row.get(5)?;
+    let status: String = row.get(6)?;
+    let sent_as: Option<String> = row.get(8)?;
+    let dispatched_at: Option<i64> = row.get(9)?;
+    let consent: Option<String> = row.get(10)?;
+    let timezone: Option<String> = row.get(11)?;
+    let last_inbound_at: Option<i64> = row.get(12)?;
+    let (recent, templates): (i64, i64) = (row.get(13)?, row.get(14)?);
+    let (body, content_sid, attempts) = (row.get(3)?, row.get(4)?, row.get::<_, i64>(7)?);
+    Ok((|| {
+        let recipient = match consent {
+            None => None,
+            Some(consent) => Some(RecipientFacts {
+                consent: consent.parse::<Consent>().map_err(corrupt)?,
+                timezone: timezone
+                    .map(|t| TimeZone::parse(&t))
+                    .transpose()
+                    .map_err(corrupt)?,
+                last_inbound_at: last_inbound_at.map(from_millis),
+                sent_last_24_hours: recent as u64,
+                conversation_open: templates > 0,
+            }),
+        };
+        Ok(DueMessage {
+            id: id.parse().map_err(corrupt)?,
+            campaign_id: campaign_id
+                .map(|c| c.parse())
+                .transpose()
+                .map_err(corrupt)?,
+            phone: PhoneNumber::parse(&phone).map_err(corrupt)?,
+            body,
+            content_sid,
+            content_variables: variables
+                .map(|v| serde_json::from_str::<BTreeMap<String, String>>(&v))
+                .transpose()
+                .map_err(corrupt)?,
+            status: MessageStatus::parse(&status)
+                .ok_or_else(|| corrupt(format!("unknown message status {status:?}")))?,
+            attempts: attempts as u32,
+            sent_as: sent_as.as_deref().and_then(SendAs::parse),
+            dispatched_at: dispatched_at.map(from_millis),
+            recipient,
+        })
+    })())
+}
+
+/// Reads claimed messages with what the policies need about their recipients.
+fn read_due(
+    conn: &Connection,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<DueMessage>, StoreError> {
+    let mut stmt = conn.prepare_cached(&due_message_sql()).map_err(db_error)?;
+    let since = millis(now - Duration::hours(24));
+    ids.iter()
+        .map(|id| {
+            stmt.query_row(params![id, since], due_message_from_row)
+                .map_err(db_error)?
+        })
+        .collect()
+}
+
+/// Appends to a message's log: a status change (`decision` `None`) or a decision.
+fn log(
+    conn: &Connection,
+    id: &str,
+    at: i64,
+    status: MessageStatus,
+    decision: Option<&AuditDecision>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO message_log (message_id, at, status, step, reason) VALUES (?, ?, ?, ?, ?)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            at,
+            status.as_str(),
+            decision.map(|d| d.step.as_str()),
+            decision.map(|d| d.reason.as_str()),
+        ])
+    })
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Logs a decision, and the status change it made when the status changed.
+fn log_decision(
+    conn: &Connection,
+    id: &str,
+    before: MessageStatus,
+    after: MessageStatus,
+    decision: &AuditDecision,
+) -> Result<(), StoreError> {
+    let at = millis(decision.at);
+    if before != after {
+        log(conn, id, at, after, None)?;
+    }
+    log(conn, id, at, decision.outcome, Some(decision))
+}
+
+/// The current status and phone of a message.
+fn current(conn: &Connection, id: &str) -> Result<Option<(MessageStatus, String)>, StoreError> {
+    let row: Option<(String, String)> = conn
+        .prepare_cached("SELECT status, phone FROM messages WHERE id = ?")
+        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(db_error)?;
+    row.map(|(status, phone)| {
+        MessageStatus::parse(&status)
+            .map(|s| (s, phone))
+            .ok_or_else(|| corrupt(format!("unknown message status {status:?}")))
+    })
+    .transpose()
+}
+
+fn record_decision(
+    conn: &Connection,
+    id: &str,
+    disposition: &Disposition,
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some((before, _)) = current(conn, id)? else {
+        return Ok(());
+    };
+    let (after, decision) = match disposition {
+        Disposition::Skip(decision) => (MessageStatus::Skipped, decision),
+        Disposition::Defer { decision, .. } => (MessageStatus::Deferred, decision),
+        Disposition::Queue { decision, .. } => (MessageStatus::Queued, decision),
+    };
+    // Only a message still waiting for its decision takes one; anything else (skipped by a
+    // cancel meanwhile) stays as it is.
+    if !matches!(
+        before,
+        MessageStatus::Pending | MessageStatus::Queued | MessageStatus::Deferred
+    ) || (before != after && !before.can_become(after))
+    {
+        return Ok(());
+    }
+    match disposition {
+        Disposition::Skip(_) => conn.execute(
+            "UPDATE messages SET status = 'skipped', lease_until = NULL, updated_at = ?
+             WHERE id = ?",
+            params![now, id],
+        ),
+        Disposition::Defer { until, .. } => conn.execute(
+            "UPDATE messages SET status = 'deferred', due_at = ?, lease_until = NULL,
+                 updated_at = ?
+             WHERE id = ?",
+            params![millis(*until), now, id],
+        ),
+        Disposition::Queue { sent_as, .. } => conn.execute(
+            "UPDATE messages SET status = 'queued', sent_as = ?,
+                 dispatched_at = COALESCE(dispatched_at, ?), updated_at = ?
+             WHERE id = ?",
+            params![sent_as.as_str(), now, now, id],
+        ),
+    }
+    .map_err(db_error)?;
+    log_decision(conn, id, before, after, decision)
+}
+
+fn record_outcome(
+    conn: &Connection,
+    id: &str,
+    outcome: &SendOutcome,
+    now: i64,
+) -> Result<(), StoreError> {
+    // An outcome only ever applies to a message that is still being sent: a late answer for
+    // a message resolved otherwise meanwhile changes nothing.
+    let Some((MessageStatus::Sending, phone)) = current(conn, id)? else {
+        return Ok(());
+    };
+    match outcome {
+        SendOutcome::Accepted {
+            provider_sid,
+            status,
+        } => {
+            accept(conn, id, provider_sid, *status, now)?;
+        }
+        SendOutcome::Retry { at, decision } => {
+            conn.execute(
+                "UPDATE messages SET status = 'queued', due_at = ?, lease_until = NULL,
+                     updated_at = ?
+                 WHERE id = ?",
+                params![millis(*at), now, id],
+            )
+            .map_err(db_error)?;
+            log_decision(
+                conn,
+                id,
+                MessageStatus::Sending,
+                MessageStatus::Queued,
+                decision,
+            )?;
+        }
+        SendOutcome::Failed {
+            error_code,
+            decision,
+        } => {
+            conn.execute(
+                "UPDATE messages SET status = 'failed', error_code = ?, lease_until = NULL,
+                     updated_at = ?
+                 WHERE id = ?",
+                params![error_code, now, id],
+            )
+            .map_err(db_error)?;
+            opt_out_if_unsubscribed(conn, error_code.as_deref(), &phone, now)?;
+            log_decision(
+                conn,
+                id,
+                MessageStatus::Sending,
+                MessageStatus::Failed,
+                decision,
+            )?;
+        }
+        SendOutcome::Unresolved { check_at, decision } => {
+            conn.execute(
+                "UPDATE messages SET lease_until = ?, updated_at = ? WHERE id = ?",
+                params![millis(*check_at), now, id],
+            )
+            .map_err(db_error)?;
+            log(
+                conn,
+                id,
+                millis(decision.at),
+                decision.outcome,
+                Some(decision),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DispatchStore for SqliteStore {
+    async fn claim_due(
+        &self,
+        requests: &[ClaimRequest],
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<DueMessage>, StoreError> {
+        let requests = requests.to_vec();
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let (at, lease) = (millis(now), millis(lease_until));
+                let mut ids = Vec::new();
+                for request in requests {
+                    // The same condition as the partial index, word for word, so it is used.
+                    let due = "status IN ('pending', 'queued', 'deferred') AND due_at <= ?1
+                        AND (lease_until IS NULL OR lease_until <= ?1)";
+                    let sql = match request.campaign_id {
+                        Some(_) => format!(
+                            "UPDATE messages SET lease_until = ?2 WHERE id IN (
+                                 SELECT id FROM messages
+                                 WHERE campaign_id = ?3 AND {due}
+                                     AND campaign_id IN {SENDING_CAMPAIGN}
+                                 ORDER BY due_at LIMIT ?4)
+                             RETURNING id"
+                        ),
+                        None => format!(
+                            "UPDATE messages SET lease_until = ?2 WHERE id IN (
+                                 SELECT id FROM messages
+                                 WHERE campaign_id IS NULL AND ?3 IS NULL AND {due}
+                                 ORDER BY due_at LIMIT ?4)
+                             RETURNING id"
+                        ),
+                    };
+                    let mut stmt = tx.prepare_cached(&sql).map_err(db_error)?;
+                    let claimed = stmt
+                        .query_map(
+                            params![
+                                at,
+                                lease,
+                                request.campaign_id.map(|c| c.to_string()),
+                                request.limit
+                            ],
+                            |r| r.get::<_, String>(0),
+                        )
+                        .map_err(db_error)?;
+                    for id in claimed {
+                        ids.push(id.map_err(db_error)?);
+                    }
+                }
+                let messages = read_due(&tx, &ids, now)?;
+                tx.commit().map_err(db_error)?;
+                Ok(messages)
+            })
+            .await
+    }
+
+    async fn record_decisions(
+        &self,
+        decisions: Vec<(MessageId, Disposition)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                for (id, disposition) in &decisions {
+                    record_decision(&tx, &id.to_string(), disposition, millis(now))?;
+                }
+                tx.commit().map_err(db_error)
+            })
+            .await
+    }
+
+    async fn mark_sending(
+        &self,
+        ids: Vec<MessageId>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<MessageId>, StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let (at, lease) = (millis(now), millis(lease_until));
+                let mut marked = Vec::with_capacity(ids.len());
+                {
+                    let mut mark = tx
+                        .prepare_cached(&format!(
+                            "UPDATE messages SET status = 'sending', attempts = attempts + 1,
+                                 lease_until = ?, updated_at = ?
+                             WHERE id = ? AND status = 'queued'
+                                 AND (campaign_id IS NULL OR campaign_id IN {SENDING_CAMPAIGN})"
+                        ))
+                        .map_err(db_error)?;
+                    let mut release = tx
+                        .prepare_cached(
+                            "UPDATE messages SET lease_until = NULL
+                             WHERE id = ? AND status = 'queued'",
+                        )
+                        .map_err(db_error)?;
+                    for id in ids {
+                        let key = id.to_string();
+                        if mark.execute(params![lease, at, key]).map_err(db_error)? == 1 {
+                            log(&tx, &key, at, MessageStatus::Sending, None)?;
+                            marked.push(id);
+                        } else {
+                            release.execute([key]).map_err(db_error)?;
+                        }
+                    }
+                }
+                tx.commit().map_err(db_error)?;
+                Ok(marked)
+            })
+            .await
+    }
+
+    async fn record_send_outcomes(
+        &self,
+        outcomes: Vec<(MessageId, SendOutcome)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                for (id, outcome) in &outcomes {
+                    record_outcome(&tx, &id.to_string(), outcome, millis(now))?;
+                }
+                tx.commit().map_err(db_error)
+            })
+            .await
+    }
+
+    async fn claim_unresolved(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<UnresolvedSend>, StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let ids = tx
+                    .prepare_cached(
+                        "UPDATE messages SET lease_until = ?1 WHERE id IN (
+                             SELECT id FROM messages
+                             WHERE status = 'sending' AND lease_until <= ?2
+                                 AND provider_sid IS NULL
+                             LIMIT ?3)
+                         RETURNING id",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(params![millis(lease_until), millis(now), limit], |r| {
+                            r.get::<_, String>(0)
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(db_error)?;
+                let messages = read_due(&tx, &ids, now)?;
+                let mut unresolved = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let since: Option<i64> = tx
+                        .prepare_cached(
+                            "SELECT MAX(at) FROM message_log
+                             WHERE message_id = ? AND status = 'sending' AND step IS NULL",
+                        )
+                        .and_then(|mut s| s.query_row([message.id.to_string()], |r| r.get(0)))
+                        .map_err(db_error)?;
+                    unresolved.push(UnresolvedSend {
+                        sending_since: since.map_or(now, from_millis),
+                        message,
+                    });
+                }
+                tx.commit().map_err(db_error)?;
+                Ok(unresolved)
+            })
+            .await
+    }
+
+    async fn conversations_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT COUNT(DISTINCT phone), MIN(dispatched_at) FROM messages
+                     WHERE sent_as = 'template' AND dispatched_at > ? AND status IN {RELEASED}"
+                ))
+                .and_then(|mut s| {
+                    s.query_row([millis(since)], |r| {
+                        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Option<i64>>(1)?))
+                    })
+                })
+                .map(|(count, earliest)| (count, earliest.map(from_millis)))
+                .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn skip_unsent(
+        &self,
+        campaign: CampaignId,
+        decision: AuditDecision,
+    ) -> Result<u64, StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let at = millis(decision.at);
+                let ids = tx
+                    .prepare_cached(
+                        "UPDATE messages SET status = 'skipped', lease_until = NULL,
+                             updated_at = ?1
+                         WHERE campaign_id = ?2 AND status IN ('pending', 'queued', 'deferred')
+                         RETURNING id",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(params![at, campaign.to_string()], |r| r.get::<_, String>(0))?
+                            .collect::<rusqlite::Result<Vec<_>>>()
+                    })
+                    .map_err(db_error)?;
+                for id in &ids {
+                    log(&tx, id, at, MessageStatus::Skipped, None)?;
+                    log(&tx, id, at, MessageStatus::Skipped, Some(&decision))?;
+                }
+                tx.commit().map_err(db_error)?;
+                Ok(ids.len() as u64)
+            })
+            .await
+    }
+
+    async fn count_unsent(&self, campaign: CampaignId) -> Result<u64, StoreError> {
+        self.db
+            .read(move |conn| {
+                conn.prepare_cached(
+                    "SELECT COUNT(*) FROM messages WHERE campaign_id = ?1
+                         AND status IN ('pending', 'queued', 'deferred')
+                     UNION ALL
+                     SELECT COUNT(*) FROM messages WHERE campaign_id = ?1
+                         AND status = 'sending' AND provider_sid IS NULL",
+                )
+                .and_then(|mut s| {
+                    s.query_map([campaign.to_string()], |r| r.get::<_, i64>(0))?
+                        .sum::<rusqlite::Result<i64>>()
+                })
+                .map(|n| n as u64)
+                .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn insert_reply(&self, entry: OutboxEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let variables = entry
+            .content_variables
+            .as_ref()
+            .map(to_json_text)
+            .transpose()?;
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                MessageWriter::new(&tx)?.write(
+                    &entry,
+                    variables.as_deref(),
+                    None,
+                    None,
+                    millis(now),
+                )?;
+                tx.commit().map_err(db_error)
+            })
+            .await
+    }
+}
