@@ -245,3 +245,33 @@ async fn templates_are_checked_at_save_time_and_render_for_users() {
         .unwrap();
     assert_eq!(listed.items.len(), 1);
 }
+
+#[tokio::test]
+async fn a_content_sid_twilio_would_refuse_is_refused_when_saved() {
+    let t = engine().await;
+    let draft = |sid: &str| -> TemplateDraft {
+        serde_json::from_value(json!({ "name": "offer", "content": "Hi", "content_sid": sid }))
+            .unwrap()
+    };
+    for bad in [
+        "HX123",
+        "MG0123456789abcdef0123456789abcdef",
+        "HX0123456789abcdef0123456789abcdeg",
+    ] {
+        match t.engine.create_template(draft(bad)).await {
+            Err(EngineError::Invalid(fields)) => {
+                assert_eq!(fields[0].field, "content_sid");
+                assert!(fields[0].reason.contains("HX and 32 hexadecimal digits"));
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    let good = t
+        .engine
+        .create_template(draft("HX0123456789abcdef0123456789ABCDEF"))
+        .await
+        .unwrap();
+    assert!(good.content_sid.is_some());
+    let blank = t.engine.create_template(draft("  ")).await.unwrap();
+    assert_eq!(blank.content_sid, None);
+}

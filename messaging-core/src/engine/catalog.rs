@@ -61,7 +61,7 @@ impl Engine {
             content: draft.content,
             channel: draft.channel,
             locale: draft.locale,
-            content_sid: draft.content_sid,
+            content_sid: content_sid(draft.content_sid)?,
             content_variables: draft.content_variables,
             placeholders,
             created_at: now,
@@ -84,7 +84,7 @@ impl Engine {
             content: draft.content,
             channel: draft.channel,
             locale: draft.locale,
-            content_sid: draft.content_sid,
+            content_sid: content_sid(draft.content_sid)?,
             content_variables: draft.content_variables,
             placeholders,
             updated_at: self.clock.now(),
@@ -258,6 +258,23 @@ fn in_use(kind: &'static str) -> impl Fn(StoreError) -> EngineError {
             "{kind} {id} is used by a campaign; change or delete the campaign first"
         )),
         other => other.into(),
+    }
+}
+
+/// An approved template's Content SID is `HX` and 32 hexadecimal digits; Twilio refuses any
+/// other (error 21655) for every recipient, so it is refused here, once. Blank means none.
+fn content_sid(sid: Option<String>) -> Result<Option<String>, EngineError> {
+    let Some(sid) = sid.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let digits = sid.strip_prefix("HX").unwrap_or_default();
+    if digits.len() == 32 && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(Some(sid))
+    } else {
+        Err(EngineError::invalid(
+            "content_sid",
+            format!("{sid:?} is not a Twilio Content SID (HX and 32 hexadecimal digits)"),
+        ))
     }
 }
 

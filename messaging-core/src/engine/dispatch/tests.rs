@@ -53,7 +53,7 @@ async fn setup(users: &[&str]) -> Setup {
 /// never wrote to us can be reached), and `extra` merged into its definition.
 async fn launch(engine: &Engine, extra: serde_json::Value) -> Campaign {
     let template: TemplateDraft = serde_json::from_value(json!({
-        "name": "hello", "content": "Hello {{ name }}", "content_sid": "HX0123456789",
+        "name": "hello", "content": "Hello {{ name }}", "content_sid": "HX0123456789abcdef0123456789abcdef",
     }))
     .unwrap();
     let template = engine.create_template(template).await.unwrap();
@@ -159,7 +159,7 @@ async fn the_approved_template_goes_outside_the_window_and_free_text_inside() {
         .withf(|m| {
             m.to.as_str() == "+94771234501"
                 && m.body.is_none()
-                && m.content_sid.as_deref() == Some("HX0123456789")
+                && m.content_sid.as_deref() == Some("HX0123456789abcdef0123456789abcdef")
         })
         .times(1)
         .returning(|_| accepted("SM1"));
@@ -409,7 +409,7 @@ async fn a_scheduled_campaign_starts_at_its_time_and_completes_when_all_is_sent(
     let s = setup(&["+94771234501"]).await;
     let start = noon() + chrono::Duration::minutes(5);
     let template: TemplateDraft = serde_json::from_value(json!({
-        "name": "t", "content": "Hi", "content_sid": "HX1",
+        "name": "t", "content": "Hi", "content_sid": "HX0123456789abcdef0123456789abcdef",
     }))
     .unwrap();
     let template = s.engine.create_template(template).await.unwrap();
