@@ -52,7 +52,14 @@ pub struct Config {
     /// `SEND_LEASE_SECONDS`: how long a claimed or sending message is reserved for this
     /// process; a send still unanswered after it is looked up at the provider.
     pub send_lease_seconds: u64,
+    /// `MAX_BODY_BYTES`: the largest request body accepted (uploads included); larger ones
+    /// answer 413.
+    pub max_body_bytes: u64,
 }
+
+/// The default body limit: 2 GiB, so a 1 GB upload goes through (it is streamed, never held
+/// in memory).
+const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Longer than any send can take (the Twilio request timeout is 15 s), so a message is never
 /// looked up while its request may still be on its way.
@@ -122,6 +129,8 @@ impl Config {
                  can take), not {send_lease_seconds}"
             );
         }
+        let max_body_bytes = number::<u64>("MAX_BODY_BYTES", "a whole number of bytes")?
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if daily_conversation_limit == Some(0) || frequency_cap == Some(0) {
             bail!("DAILY_CONVERSATION_LIMIT and FREQUENCY_CAP_PER_24H must be above 0 when set");
         }
@@ -139,6 +148,7 @@ impl Config {
             daily_conversation_limit,
             frequency_cap,
             send_lease_seconds,
+            max_body_bytes,
         })
     }
 
@@ -209,6 +219,7 @@ impl fmt::Display for Config {
         )?;
         writeln!(f, "FREQUENCY_CAP_PER_24H={}", or_unset(self.frequency_cap))?;
         writeln!(f, "SEND_LEASE_SECONDS={}", self.send_lease_seconds)?;
+        writeln!(f, "MAX_BODY_BYTES={}", self.max_body_bytes)?;
         write!(f, "API_TOKEN={}", secret(self.api_token.as_deref()))
     }
 }
@@ -235,6 +246,7 @@ mod tests {
             daily_conversation_limit: None,
             frequency_cap: Some(3),
             send_lease_seconds: 120,
+            max_body_bytes: 1024,
         };
         let text = config.to_string();
         assert!(!text.contains("supersecret"));

@@ -1,15 +1,18 @@
-//! The HTTP server, with the dispatcher beside it. Today it answers health checks; the REST
-//! API, webhooks and UI mount here.
+//! The HTTP server, with the dispatcher beside it: `/healthz`, the JSON API under `/api/v1`,
+//! its OpenAPI document and Swagger UI.
 
 use anyhow::Context;
 use messaging_core::Engine;
-use poem::listener::TcpListener;
+use std::net::SocketAddr;
+
+use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
-use poem::{EndpointExt, Route, Server, get, handler, http::StatusCode};
+use poem::{Endpoint, EndpointExt, Route, Server, get, handler, http::StatusCode};
 use serde_json::{Value, json};
-
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
+use crate::api;
 use crate::config::Config;
 use crate::sending;
 
@@ -20,6 +23,29 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if !config.twilio_configured() {
         tracing::warn!("no Twilio credentials set: messages go to the built-in sandbox provider");
     }
+    if config.api_token.is_none() {
+        tracing::warn!("API_TOKEN is not set: /api/v1 is open to anyone who can reach it");
+    }
+    let running = start(config, shutdown_signal()).await?;
+    running.finished.await?
+}
+
+/// A started server.
+pub struct Running {
+    /// The address it listens on (the real port when `BIND` asked for port 0).
+    pub address: SocketAddr,
+    /// The engine it serves.
+    pub engine: Engine,
+    /// Completes when the server and its dispatcher have stopped.
+    pub finished: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Opens the database, binds `config.bind`, and serves and sends until `shutdown` completes.
+/// Tests start the real server this way on port 0.
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
     let engine = Engine::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -31,27 +57,66 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(error) => tracing::error!(%error, "could not look for unfinished campaign runs"),
     }
+    let acceptor = TcpListener::bind(config.bind.clone())
+        .into_acceptor()
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let address = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .context("the listener has no address")?;
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         let _ = stop.send(true);
     });
     let provider = sending::provider(&config, &engine)?;
     let dispatcher = engine.dispatcher(provider, sending::dispatch_config(&config));
     let dispatching = tokio::spawn(dispatcher.run(wait_for(stopped.clone())));
-    let app = Route::new().at("/healthz", get(healthz)).data(engine);
-    tracing::info!("listening on http://{}", config.bind);
-    let served = Server::new(TcpListener::bind(config.bind.clone()))
-        .run_with_graceful_shutdown(app, wait_for(stopped), None)
-        .await
-        .with_context(|| format!("cannot serve on {}", config.bind));
-    if served.is_err() {
-        // The dispatcher must not outlive a server that could not start.
-        dispatching.abort();
-    } else {
+    let app = routes(&engine, &config);
+    tracing::info!("listening on http://{address}");
+    let finished = tokio::spawn(async move {
+        let served = Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(app, wait_for(stopped), None)
+            .await
+            .context("the server failed");
         let _ = dispatching.await;
-    }
-    served
+        served
+    });
+    Ok(Running {
+        address,
+        engine,
+        finished,
+    })
+}
+
+/// Every route of the server.
+fn routes(engine: &Engine, config: &Config) -> impl Endpoint + 'static {
+    let api = api::service(engine);
+    let (spec, swagger) = (api::spec(&api), api::swagger_ui(&api));
+    let api = api::require_token(api.around(api::error::envelope), config.api_token.clone());
+    Route::new()
+        .at("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .at("/openapi.json", get(text(spec, "application/json")))
+        .at(
+            "/apidocs",
+            get(poem::endpoint::make_sync(|_| {
+                poem::web::Redirect::permanent("/apidocs/")
+            })),
+        )
+        .at("/apidocs/", get(text(swagger, "text/html; charset=utf-8")))
+        .data(engine.clone())
+}
+
+/// An endpoint answering a fixed text.
+fn text(body: String, content_type: &'static str) -> impl poem::Endpoint<Output = poem::Response> {
+    poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type(content_type)
+            .body(body.clone())
+    })
 }
 
 /// Completes when `stopped` turns true (or its sender is gone).

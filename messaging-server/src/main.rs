@@ -7,10 +7,7 @@
 //! messaging-server migrate              # create or upgrade the database
 //! ```
 
-mod cli;
-mod config;
-mod http;
-mod sending;
+use messaging_server::cli;
 
 use clap::Parser;
 
