@@ -106,6 +106,12 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
             Some(v) => bail!("TWILIO_VALIDATE_SIGNATURE={v:?} is not true or false"),
         };
+        if validate_signature && twilio.is_none() {
+            bail!(
+                "TWILIO_VALIDATE_SIGNATURE=true needs TWILIO_AUTH_TOKEN (and TWILIO_ACCOUNT_SID) \
+                 to check signatures with"
+            );
+        }
         let sandbox_sender = twilio
             .as_ref()
             .is_some_and(|t| t.sender.is_twilio_sandbox());

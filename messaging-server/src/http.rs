@@ -4,17 +4,20 @@
 use anyhow::Context;
 use messaging_core::Engine;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
-use poem::{Endpoint, EndpointExt, Route, Server, get, handler, http::StatusCode};
+use poem::{Endpoint, EndpointExt, Route, Server, get, handler, http::StatusCode, post};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api;
 use crate::config::Config;
+use crate::metrics::{MeteredProvider, Metrics};
 use crate::sending;
+use crate::webhooks::{self, WebhookSettings};
 
 /// Serves, and sends the outbox, until Ctrl-C or SIGTERM; then stops taking requests and
 /// claiming messages, and lets the sends in flight finish.
@@ -71,10 +74,14 @@ pub async fn start(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let provider = sending::provider(&config, &engine)?;
+    let metrics = Arc::new(Metrics::default());
+    let provider = Arc::new(MeteredProvider::new(
+        sending::provider(&config, &engine)?,
+        metrics.clone(),
+    ));
     let dispatcher = engine.dispatcher(provider, sending::dispatch_config(&config));
     let dispatching = tokio::spawn(dispatcher.run(wait_for(stopped.clone())));
-    let app = routes(&engine, &config);
+    let app = routes(&engine, &config, metrics);
     tracing::info!("listening on http://{address}");
     let finished = tokio::spawn(async move {
         let served = Server::new_with_acceptor(acceptor)
@@ -92,7 +99,14 @@ pub async fn start(
 }
 
 /// Every route of the server.
-fn routes(engine: &Engine, config: &Config) -> impl Endpoint + 'static {
+fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpoint + 'static {
+    let webhooks = WebhookSettings {
+        public_url: config.public_url.clone(),
+        signing_token: config
+            .validate_signature
+            .then(|| config.twilio.as_ref().map(|t| t.auth_token.clone()))
+            .flatten(),
+    };
     let api = api::service(engine);
     let (spec, swagger) = (api::spec(&api), api::swagger_ui(&api));
     let api = api::require_token(api.around(api::error::envelope), config.api_token.clone());
@@ -107,7 +121,12 @@ fn routes(engine: &Engine, config: &Config) -> impl Endpoint + 'static {
             })),
         )
         .at("/apidocs/", get(text(swagger, "text/html; charset=utf-8")))
+        .at("/metrics", get(crate::metrics::scrape))
+        .at("/twilio/inbound", post(webhooks::inbound_webhook))
+        .at("/twilio/status", post(webhooks::status_webhook))
         .data(engine.clone())
+        .data(webhooks)
+        .data(metrics)
 }
 
 /// An endpoint answering a fixed text.

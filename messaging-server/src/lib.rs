@@ -6,4 +6,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod sending;
+pub mod webhooks;

@@ -1,0 +1,238 @@
+//! Twilio's webhooks over HTTP: signatures checked exactly as Twilio computes them (forgeries
+//! answer 403 and store nothing), TwiML answers with a confirmation for commands, repeats
+//! idempotent, and the seed's whole flow: an event → its campaign → the fake Twilio receives
+//! the rendered text → its signed status callbacks come back → the message shows delivered.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, spawn_app};
+use messaging_core::domain::{
+    CampaignDraft, Consent, MessageStatus, PhoneNumber, TemplateDraft, TriggerEvent,
+};
+use messaging_core::ingest::UserFileFormat;
+use messaging_core::provider::twilio_signature;
+use messaging_core::store::{MessageQuery, PageRequest};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// Posts `fields` to `path` signed as Twilio would sign them for this server.
+async fn signed(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> (StatusCode, String) {
+    let params: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let signature = twilio_signature(&app.auth_token, &format!("{}{path}", app.base), &params);
+    let (status, text, _) = app
+        .post_form(path, fields, &[("X-Twilio-Signature", &signature)])
+        .await;
+    (status, text)
+}
+
+fn inbound(sid: &str, from: &str, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MessageSid", sid.to_owned()),
+        (
+            "AccountSid",
+            "AC00000000000000000000000000000000".to_owned(),
+        ),
+        ("From", format!("whatsapp:{from}")),
+        ("To", "whatsapp:+14155550100".to_owned()),
+        ("Body", body.to_owned()),
+        ("ProfileName", "Amaya".to_owned()),
+        ("WaId", from.trim_start_matches('+').to_owned()),
+    ]
+}
+
+fn pairs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn a_signed_start_opts_the_sender_in_and_answers_twiml() {
+    let app = spawn_app().await;
+    let fields = inbound("SMin0001", "+94771234567", "START");
+    let (status, twiml) = signed(&app, "/twilio/inbound", &pairs(&fields)).await;
+    assert_eq!(status, StatusCode::OK, "{twiml}");
+    assert!(twiml.starts_with("<?xml"), "{twiml}");
+    assert!(
+        twiml.contains("<Message>"),
+        "a command gets a confirmation: {twiml}"
+    );
+    let user = app
+        .engine
+        .get_user(&PhoneNumber::parse("+94771234567").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(user.consent_state, Consent::OptIn);
+    assert_eq!(user.name.as_deref(), Some("Amaya"));
+
+    // The same webhook again (Twilio retries): the same answer, one stored message.
+    let (status, again) = signed(&app, "/twilio/inbound", &pairs(&fields)).await;
+    assert_eq!((status, again), (StatusCode::OK, twiml));
+    let stored = app
+        .engine
+        .list_inbound(None, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(stored.items.len(), 1);
+
+    // Conversation gets an empty TwiML answer.
+    let chat = inbound("SMin0002", "+94771234567", "thanks!");
+    let (status, twiml) = signed(&app, "/twilio/inbound", &pairs(&chat)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!twiml.contains("<Message>"), "{twiml}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forged_or_missing_signatures_are_refused_and_store_nothing() {
+    let app = spawn_app().await;
+    let fields = inbound("SMin0003", "+94771234567", "STOP");
+    let (status, _, _) = app
+        .post_form(
+            "/twilio/inbound",
+            &pairs(&fields),
+            &[("X-Twilio-Signature", "bm90IGEgc2lnbmF0dXJl")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = app.post_form("/twilio/inbound", &pairs(&fields), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Signed for other parameters: a tampered body.
+    let original = inbound("SMin0003", "+94771234567", "START");
+    let params: Vec<(String, String)> = original
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let signature = twilio_signature(
+        &app.auth_token,
+        &format!("{}/twilio/inbound", app.base),
+        &params,
+    );
+    let (status, _, _) = app
+        .post_form(
+            "/twilio/inbound",
+            &pairs(&fields),
+            &[("X-Twilio-Signature", &signature)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let status_fields = [("MessageSid", "SMx"), ("MessageStatus", "delivered")];
+    let (status, _, _) = app.post_form("/twilio/status", &status_fields, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let stored = app
+        .engine
+        .list_inbound(None, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(stored.items.is_empty());
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("messaging_webhooks_total{kind=\"inbound\",status=\"403\"} 3"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_reaches_twilio_and_its_signed_callbacks_mark_it_delivered() {
+    let app = spawn_app().await;
+    app.engine
+        .ingest_users(
+            std::io::Cursor::new(b"phone,name\n+94771234501,Amaya\n+94771234502,Nimal\n".to_vec()),
+            UserFileFormat::Csv,
+        )
+        .await
+        .unwrap();
+    // The user wrote to us an hour ago: free text is allowed.
+    let hello = inbound("SMin0100", "+94771234501", "hello");
+    assert_eq!(
+        signed(&app, "/twilio/inbound", &pairs(&hello)).await.0,
+        StatusCode::OK
+    );
+    let template: TemplateDraft = serde_json::from_value(json!({
+        "name": "cart", "content": "Hi {{ name }}, your {{ event.item }} is waiting.",
+    }))
+    .unwrap();
+    let template = app.engine.create_template(template).await.unwrap();
+    let campaign: CampaignDraft = serde_json::from_value(json!({
+        "name": "Cart reminder", "template_id": template.id.to_string(),
+        "trigger": { "type": "event", "event": "cart_abandoned" }, "status": "scheduled",
+    }))
+    .unwrap();
+    let campaign = app.engine.create_campaign(campaign).await.unwrap();
+    let event = TriggerEvent::from_json(
+        json!({ "id": "evt-1", "name": "cart_abandoned", "user": "+94771234501",
+                 "data": { "item": "red lamp" } }),
+        app.engine.clock().now(),
+    )
+    .unwrap();
+    app.engine.record_event(event).await.unwrap();
+    app.engine.complete_runs().await.unwrap();
+
+    app.until(
+        "the fake Twilio's delivery",
+        Duration::from_secs(20),
+        async || {
+            app.twilio
+                .messages()
+                .iter()
+                .any(|m| m.status == fake_twilio::MessageStatus::Delivered)
+        },
+    )
+    .await;
+    let sent = app.twilio.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, "whatsapp:+94771234501");
+    assert_eq!(
+        sent[0].body.as_deref(),
+        Some("Hi Amaya, your red lamp is waiting.")
+    );
+
+    app.until(
+        "the delivered status",
+        Duration::from_secs(20),
+        async || {
+            let query = MessageQuery {
+                campaign_id: Some(campaign.id),
+                ..MessageQuery::default()
+            };
+            let page = app
+                .engine
+                .list_messages(&query, &PageRequest::first(10))
+                .await
+                .unwrap();
+            page.items.first().map(|m| m.status) == Some(MessageStatus::Delivered)
+        },
+    )
+    .await;
+    let callbacks = app.twilio.callbacks();
+    assert!(callbacks.iter().all(|c| c.delivered), "{callbacks:?}");
+    let stats = app.engine.stats(None).await.unwrap();
+    assert_eq!(stats.by_status.get(&MessageStatus::Delivered), Some(&1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_status_for_an_unknown_sid_is_kept_and_a_malformed_one_refused() {
+    let app = spawn_app().await;
+    let delivered = [
+        ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("MessageStatus", "delivered"),
+    ];
+    // No message has this SID yet: the status is kept (parked), and the answer is 200.
+    let (status, twiml) = signed(&app, "/twilio/status", &delivered).await;
+    assert_eq!(status, StatusCode::OK, "{twiml}");
+    let (status, _) = signed(&app, "/twilio/status", &delivered).await;
+    assert_eq!(status, StatusCode::OK, "a repeat is fine");
+    let (status, text) = signed(&app, "/twilio/status", &[("MessageStatus", "sent")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    app.stop().await;
+}
