@@ -30,6 +30,16 @@ enum Command {
     },
     /// Create the database or bring its schema up to date, then exit.
     Migrate,
+    /// Load the sample files, a demo template, segment and campaigns, launch the demo
+    /// campaign, and serve: the product at work on the sandbox provider in one command.
+    Demo {
+        /// The folder with `users.csv`, `users.json` and `events.jsonl`.
+        #[arg(long, default_value = "samples")]
+        samples: PathBuf,
+        /// Load the demo and exit instead of serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,7 +82,14 @@ enum Format {
 impl Args {
     /// Whether the arguments ask for the server.
     pub fn is_serve(&self) -> bool {
-        matches!(self.command, None | Some(Command::Serve))
+        matches!(
+            self.command,
+            None | Some(Command::Serve)
+                | Some(Command::Demo {
+                    no_serve: false,
+                    ..
+                })
+        )
     }
 }
 
@@ -81,6 +98,52 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     match args.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::http::serve(config).await,
+        Command::Demo { samples, no_serve } => {
+            let engine = open_engine(&config).await?;
+            let summary = engine.load_demo(&samples).await.with_context(|| {
+                format!(
+                    "cannot load the demo from {} (run it from the project folder, or pass \
+                     --samples DIR)",
+                    samples.display()
+                )
+            })?;
+            for (file, report) in &summary.imports {
+                println!(
+                    "{file}: {} rows, {} new, {} updated, {} duplicates, {} invalid",
+                    report.total,
+                    report.inserted,
+                    report.updated,
+                    report.duplicates,
+                    report.invalid
+                );
+            }
+            if summary.created {
+                println!(
+                    "created the demo templates, segment and campaigns; \"{}\" launched with {} \
+                     messages",
+                    messaging_core::engine::DEMO_CAMPAIGN,
+                    summary.launched_messages
+                );
+            } else {
+                println!("the demo campaigns exist already; nothing new created");
+            }
+            if config.twilio_configured() {
+                println!(
+                    "note: Twilio credentials are set; the demo templates carry a placeholder \
+                     Content SID that Twilio refuses (21655). Unset them to watch the sandbox."
+                );
+            }
+            if no_serve {
+                return Ok(());
+            }
+            println!(
+                "serving on http://{}: Swagger UI at /apidocs/, messages at /api/v1/messages, \
+                 statistics at /api/v1/stats",
+                config.bind
+            );
+            drop(engine);
+            crate::http::serve(config).await
+        }
         Command::Migrate => {
             open_engine(&config).await?;
             println!("database {} is up to date", config.database_url);

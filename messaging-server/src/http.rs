@@ -107,7 +107,7 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
             .then(|| config.twilio.as_ref().map(|t| t.auth_token.clone()))
             .flatten(),
     };
-    let api = api::service(engine);
+    let api = api::service(engine, config.max_body_bytes);
     let (spec, swagger) = (api::spec(&api), api::swagger_ui(&api));
     let api = api::require_token(api.around(api::error::envelope), config.api_token.clone());
     Route::new()

@@ -133,6 +133,7 @@ async fn segments_preview_count_and_list_members() {
 async fn the_api_token_is_required_when_set_and_the_docs_are_open() {
     let app = common::spawn_app_with(common::Options {
         api_token: Some("s3cret".into()),
+        ..common::Options::default()
     })
     .await;
     let (status, _) = app.get("/api/v1/templates").await;

@@ -234,5 +234,15 @@ async fn a_status_for_an_unknown_sid_is_kept_and_a_malformed_one_refused() {
     assert_eq!(status, StatusCode::OK, "a repeat is fine");
     let (status, text) = signed(&app, "/twilio/status", &[("MessageStatus", "sent")]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    // A status callback pointed at the inbound URL (as the prototype's setup suggested) is
+    // taken as a status, not as a message from a user.
+    let (status, twiml) = signed(&app, "/twilio/inbound", &delivered).await;
+    assert_eq!(status, StatusCode::OK, "{twiml}");
+    let inbound = app
+        .engine
+        .list_inbound(None, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(inbound.items.is_empty());
     app.stop().await;
 }

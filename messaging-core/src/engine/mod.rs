@@ -3,10 +3,12 @@
 
 mod campaigns;
 mod catalog;
+mod demo;
 mod dispatch;
 mod fanout;
 mod inbound;
 mod people;
+mod preview;
 mod receipts;
 mod replies;
 mod stats;
@@ -23,9 +25,11 @@ use crate::store::{Store, StoreError};
 use crate::template::TemplateError;
 
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
+pub use demo::{DEMO_CAMPAIGN, DemoSummary};
 pub use dispatch::{DispatchConfig, Dispatcher, RoundReport};
 pub use fanout::RunSummary;
 pub use inbound::InboundReceipt;
+pub use preview::{CampaignPreview, RecipientPreview};
 pub use receipts::StatusReceipt;
 pub use replies::{MAX_BODY_CHARS, ReplyContent};
 pub use stats::Stats;

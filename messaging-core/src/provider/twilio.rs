@@ -376,6 +376,13 @@ fn classify_response(
     let (code, message) = read_error(status, body);
     match status {
         // 429: too many requests; 408: the request never fully arrived.
+        // Rate limits Twilio reports with a code under another status (20429 too many
+        // requests; 63018 the sender's WhatsApp rate) are waits, not refusals.
+        _ if matches!(code.as_deref(), Some("20429" | "63018")) => Err(SendError::Transient {
+            code,
+            message,
+            retry_after,
+        }),
         429 | 408 | 500..=599 => Err(SendError::Transient {
             code: code.or_else(|| Some(status.to_string())),
             message,

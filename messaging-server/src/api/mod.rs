@@ -4,9 +4,14 @@
 //! and shape the answer, nothing more. Errors take one shape ([`error`]); `API_TOKEN`, when
 //! set, is required as a bearer token ([`require_token`]).
 
+mod activity;
+mod campaigns;
 mod catalog;
 pub mod error;
+mod ingest;
+mod messages;
 mod page;
+mod users;
 
 use messaging_core::Engine;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
@@ -36,13 +41,30 @@ pub enum ApiTags {
     Stats,
 }
 
-type Apis = (catalog::TemplatesApi, catalog::SegmentsApi);
+type Apis = (
+    users::UsersApi,
+    catalog::TemplatesApi,
+    catalog::SegmentsApi,
+    ingest::IngestApi,
+    campaigns::CampaignsApi,
+    messages::MessagesApi,
+    activity::InboundApi,
+    activity::EventsApi,
+    activity::StatsApi,
+);
 
 /// The OpenAPI service of `/api/v1` over `engine`.
-pub fn service(engine: &Engine) -> OpenApiService<Apis, ()> {
+pub fn service(engine: &Engine, max_body_bytes: u64) -> OpenApiService<Apis, ()> {
     let apis = (
+        users::UsersApi::new(engine.clone()),
         catalog::TemplatesApi::new(engine.clone()),
         catalog::SegmentsApi::new(engine.clone()),
+        ingest::IngestApi::new(engine.clone(), max_body_bytes),
+        campaigns::CampaignsApi::new(engine.clone()),
+        messages::MessagesApi::new(engine.clone()),
+        activity::InboundApi::new(engine.clone()),
+        activity::EventsApi::new(engine.clone()),
+        activity::StatsApi::new(engine.clone()),
     );
     OpenApiService::new(
         apis,
@@ -72,7 +94,44 @@ pub fn spec(service: &OpenApiService<Apis, ()>) -> String {
         "description": "The server's API_TOKEN; required only when the server has one.",
     });
     spec["security"] = json!([{ "bearer": [] }, {}]);
+    if let Some(schemas) = spec["components"]["schemas"].as_object_mut() {
+        for schema in schemas.values_mut() {
+            mark_optional_nullable(schema);
+        }
+    }
     serde_json::to_string_pretty(&spec).unwrap_or_default()
+}
+
+/// Optional properties (Rust `Option`s, not `required`) are written as `null` when absent,
+/// as the specification wants (`"next_cursor": null`); the document must say they may be.
+fn mark_optional_nullable(schema: &mut Value) {
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (name, property) in properties.iter_mut() {
+        if required.contains(name) {
+            continue;
+        }
+        if let Some(reference) = property.get("$ref").cloned() {
+            // OpenAPI 3.0 ignores siblings of `$ref`: wrap it.
+            let description = property.get("description").cloned();
+            *property = json!({ "allOf": [{ "$ref": reference }], "nullable": true });
+            if let Some(description) = description {
+                property["description"] = description;
+            }
+        } else if property.is_object() {
+            property["nullable"] = json!(true);
+        }
+    }
 }
 
 /// Swagger UI over [`spec`].

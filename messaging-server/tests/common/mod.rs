@@ -39,6 +39,8 @@ pub struct TestApp {
 pub struct Options {
     /// The server's `API_TOKEN`.
     pub api_token: Option<String>,
+    /// The server's `MAX_BODY_BYTES` (64 MiB when unset).
+    pub max_body_bytes: Option<u64>,
 }
 
 /// A server with default options.
@@ -74,7 +76,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         daily_conversation_limit: None,
         frequency_cap: None,
         send_lease_seconds: 120,
-        max_body_bytes: 64 * 1024 * 1024,
+        max_body_bytes: options.max_body_bytes.unwrap_or(64 * 1024 * 1024),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let Running {

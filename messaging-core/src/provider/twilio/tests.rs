@@ -436,6 +436,8 @@ fn other_client_errors_are_permanent_and_throttling_codes_are_transient() {
     ));
     let timeout = classify_response(408, None, b"");
     assert!(matches!(timeout, Err(SendError::Transient { .. })));
+    let sender_rate = classify_response(400, None, br#"{"code": 63018, "message": "rate"}"#);
+    assert!(matches!(sender_rate, Err(SendError::Transient { code: Some(c), .. }) if c == "63018"));
 }
 
 #[test]

@@ -1,0 +1,789 @@
+//! `users`, their topic `subscriptions`, and `topics`: the people campaigns reach, keyed by
+//! their E.164 phone number.
+//!
+//! A phone in a path is URL-encoded (`/users/%2B94771234567`); because a `+` is easily lost
+//! on the way, a path phone is also accepted without it (`/users/94771234567`) or with
+//! Twilio's `whatsapp:` prefix.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use messaging_core::domain::{
+    Consent, FieldError, PhoneError, PhoneNumber, Subscription, TimeZone, Topic, TopicSummary,
+    UpsertOutcome, User, UserChanges,
+};
+use messaging_core::store::{Page, PageRequest, UserQuery};
+use messaging_core::{Engine, EngineError};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::{ApiTags, page};
+
+/// Whether campaigns may reach a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConsentState {
+    /// The user agreed (or sent START); campaigns may reach them.
+    OptIn,
+    /// The user declined (or sent STOP); campaigns skip them.
+    OptOut,
+}
+
+impl From<Consent> for ConsentState {
+    fn from(consent: Consent) -> Self {
+        match consent {
+            Consent::OptIn => Self::OptIn,
+            Consent::OptOut => Self::OptOut,
+        }
+    }
+}
+
+/// A user.
+#[derive(Debug, Clone, Object)]
+pub struct UserBody {
+    /// The user's key: the same as `phone`.
+    pub id: String,
+    /// The E.164 phone number, e.g. `+94771234567`.
+    pub phone: String,
+    /// The display name, `{{ name }}` in templates.
+    pub name: Option<String>,
+    /// The WhatsApp id Twilio reports (`WaId`), usually the number without `+`.
+    pub wa_id: Option<String>,
+    /// Whether campaigns may reach the user.
+    pub consent_state: ConsentState,
+    /// Free-form attributes, `{{ attributes.KEY }}` in templates.
+    pub attributes: BTreeMap<String, Value>,
+    /// The IANA time zone quiet hours are counted in, e.g. `Asia/Colombo`.
+    pub timezone: Option<String>,
+    /// The preferred locale, e.g. `si-LK`.
+    pub locale: Option<String>,
+    /// The topics the user is subscribed to (read-only: change them through
+    /// `/users/{phone}/subscriptions`).
+    pub topics: Vec<String>,
+    /// When the user last wrote to us (it opens WhatsApp's 24-hour window).
+    pub last_inbound_at: Option<DateTime<Utc>>,
+    /// When the user was first stored.
+    pub created_at: DateTime<Utc>,
+    /// When the user last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserBody {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.phone.to_string(),
+            phone: u.phone.to_string(),
+            name: u.name,
+            wa_id: u.wa_id,
+            consent_state: u.consent_state.into(),
+            attributes: u.attributes.into_iter().collect(),
+            timezone: u.timezone.map(|tz| tz.name().to_owned()),
+            locale: u.locale,
+            topics: u.topics.iter().map(ToString::to_string).collect(),
+            last_inbound_at: u.last_inbound_at,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+/// A user to create.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct UserInput {
+    /// The E.164 phone number (`+` and country code; a `whatsapp:` prefix, spaces and dashes
+    /// are accepted).
+    pub phone: String,
+    /// The display name.
+    pub name: Option<String>,
+    /// The WhatsApp id.
+    pub wa_id: Option<String>,
+    /// `OPT_IN` (the default) or `OPT_OUT`.
+    pub consent_state: Option<String>,
+    /// Free-form attributes (null values are dropped).
+    pub attributes: Option<BTreeMap<String, Value>>,
+    /// An IANA time zone name.
+    pub timezone: Option<String>,
+    /// The preferred locale.
+    pub locale: Option<String>,
+}
+
+impl Example for UserInput {
+    fn example() -> Self {
+        UserInput {
+            phone: "+94771234567".into(),
+            name: Some("Amaya".into()),
+            wa_id: None,
+            consent_state: Some("OPT_IN".into()),
+            attributes: Some(example_attributes()),
+            timezone: Some("Asia/Colombo".into()),
+            locale: Some("si-LK".into()),
+        }
+    }
+}
+
+/// A user's whole new definition: fields left out are cleared, attributes are replaced.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct UserReplacement {
+    /// The phone; optional, but when given it must be the one in the path.
+    pub phone: Option<String>,
+    /// The display name.
+    pub name: Option<String>,
+    /// The WhatsApp id.
+    pub wa_id: Option<String>,
+    /// `OPT_IN` or `OPT_OUT`; when left out a stored user keeps theirs (a new one is
+    /// `OPT_IN`), so a replacement never opts a user back in by omission.
+    pub consent_state: Option<String>,
+    /// All of the user's attributes (null values are dropped).
+    pub attributes: Option<BTreeMap<String, Value>>,
+    /// An IANA time zone name.
+    pub timezone: Option<String>,
+    /// The preferred locale.
+    pub locale: Option<String>,
+}
+
+impl Example for UserReplacement {
+    fn example() -> Self {
+        UserReplacement {
+            phone: None,
+            name: Some("Amaya Perera".into()),
+            wa_id: Some("94771234567".into()),
+            consent_state: Some("OPT_IN".into()),
+            attributes: Some(example_attributes()),
+            timezone: Some("Asia/Colombo".into()),
+            locale: Some("en".into()),
+        }
+    }
+}
+
+/// Changes to merge into a user: fields given replace the stored ones, attributes are merged
+/// key by key; fields left out or null are kept.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct UserPatch {
+    /// The phone; optional, but when given it must be the one in the path.
+    pub phone: Option<String>,
+    /// A new display name.
+    pub name: Option<String>,
+    /// A new WhatsApp id.
+    pub wa_id: Option<String>,
+    /// `OPT_IN` or `OPT_OUT`.
+    pub consent_state: Option<String>,
+    /// Attributes to set, key by key; others are kept (a null value changes nothing).
+    pub attributes: Option<BTreeMap<String, Value>>,
+    /// A new IANA time zone name.
+    pub timezone: Option<String>,
+    /// A new locale.
+    pub locale: Option<String>,
+}
+
+impl Example for UserPatch {
+    fn example() -> Self {
+        UserPatch {
+            phone: None,
+            name: None,
+            wa_id: None,
+            consent_state: None,
+            attributes: Some(BTreeMap::from([("tier".into(), json!("platinum"))])),
+            timezone: None,
+            locale: None,
+        }
+    }
+}
+
+fn example_attributes() -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("city".into(), json!("Colombo")),
+        ("tier".into(), json!("gold")),
+    ])
+}
+
+/// A page of users.
+#[derive(Debug, Object)]
+pub struct UserPage {
+    /// The users, by phone.
+    pub items: Vec<UserBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A user's subscription to a topic.
+#[derive(Debug, Clone, Object)]
+pub struct SubscriptionBody {
+    /// The subscriber's phone.
+    pub phone: String,
+    /// The topic, upper-case.
+    pub topic: String,
+    /// Since when.
+    pub subscribed_at: DateTime<Utc>,
+}
+
+impl From<Subscription> for SubscriptionBody {
+    fn from(s: Subscription) -> Self {
+        Self {
+            phone: s.phone.to_string(),
+            topic: s.topic.to_string(),
+            subscribed_at: s.subscribed_at,
+        }
+    }
+}
+
+/// A page of a user's subscriptions.
+#[derive(Debug, Object)]
+pub struct SubscriptionPage {
+    /// The subscriptions, by topic.
+    pub items: Vec<SubscriptionBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A topic with its subscriber count.
+#[derive(Debug, Clone, Object)]
+pub struct TopicBody {
+    /// The topic, upper-case.
+    pub topic: String,
+    /// How many users are subscribed.
+    pub subscribers: u64,
+}
+
+impl From<TopicSummary> for TopicBody {
+    fn from(t: TopicSummary) -> Self {
+        Self {
+            topic: t.topic.to_string(),
+            subscribers: t.subscribers,
+        }
+    }
+}
+
+/// A page of topics.
+#[derive(Debug, Object)]
+pub struct TopicPage {
+    /// The topics, by name.
+    pub items: Vec<TopicBody>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+enum UserCreated {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<UserBody>),
+}
+
+#[derive(ApiResponse)]
+enum UserReplaced {
+    /// The user did not exist and was created.
+    #[oai(status = 201)]
+    Created(Json<UserBody>),
+    /// The user was replaced.
+    #[oai(status = 200)]
+    Replaced(Json<UserBody>),
+}
+
+#[derive(ApiResponse)]
+enum Subscribed {
+    /// Subscribed.
+    #[oai(status = 201)]
+    Created(Json<SubscriptionBody>),
+    /// The user was subscribed already; nothing changed.
+    #[oai(status = 200)]
+    Existing(Json<SubscriptionBody>),
+}
+
+#[derive(ApiResponse)]
+enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    Deleted,
+}
+
+/// Parses a phone from a path, where it may come without its `+` (lost to URL encoding) or
+/// with Twilio's `whatsapp:` prefix.
+fn path_phone(text: &str) -> Result<PhoneNumber, ApiError> {
+    let mut text = text.trim();
+    if let Some(prefix) = text.get(..9)
+        && prefix.eq_ignore_ascii_case("whatsapp:")
+    {
+        text = text[9..].trim_start();
+    }
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
+        return PhoneNumber::parse(text).map_err(|e| ApiError::invalid("phone", e.to_string()));
+    }
+    PhoneNumber::parse(&format!("+{text}")).map_err(|error| {
+        // Positions count in the text as sent, without the `+` added here.
+        let error = match error {
+            PhoneError::InvalidCharacter { found, position } => PhoneError::InvalidCharacter {
+                found,
+                position: position - 1,
+            },
+            other => other,
+        };
+        ApiError::invalid("phone", error.to_string())
+    })
+}
+
+/// Parses a phone given in a body, where E.164 with its `+` is required.
+fn body_phone(text: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(text).map_err(|e| ApiError::invalid("phone", e.to_string()))
+}
+
+/// Refuses a body `phone` other than the path's: a user's phone is their key and never
+/// changes.
+fn same_phone(path: &PhoneNumber, body: Option<&str>) -> Result<(), ApiError> {
+    match body.map(body_phone).transpose()? {
+        Some(body) if &body != path => Err(ApiError::invalid(
+            "phone",
+            format!("{body} is not the phone in the path ({path}); a user's phone cannot change"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn path_topic(text: &str) -> Result<Topic, ApiError> {
+    Topic::parse(text).map_err(|e| ApiError::invalid("topic", e.to_string()))
+}
+
+/// The fields of a user a request may set, as sent.
+struct Fields {
+    name: Option<String>,
+    wa_id: Option<String>,
+    consent_state: Option<String>,
+    attributes: Option<BTreeMap<String, Value>>,
+    timezone: Option<String>,
+    locale: Option<String>,
+}
+
+impl Fields {
+    /// The changes these fields ask for, or every invalid field at once.
+    fn into_changes(self) -> Result<UserChanges, ApiError> {
+        let mut invalid = Vec::new();
+        let consent_state = self.consent_state.and_then(|text| {
+            Consent::parse(&text)
+                .map_err(|e| invalid.push(FieldError::new("consent_state", e.to_string())))
+                .ok()
+        });
+        let timezone = self.timezone.and_then(|text| {
+            TimeZone::parse(&text)
+                .map_err(|e| invalid.push(FieldError::new("timezone", e.to_string())))
+                .ok()
+        });
+        if !invalid.is_empty() {
+            return Err(EngineError::Invalid(invalid).into());
+        }
+        Ok(UserChanges {
+            name: self.name,
+            wa_id: self.wa_id,
+            consent_state,
+            attributes: self
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            timezone,
+            locale: self.locale,
+            topics: Vec::new(),
+        })
+    }
+}
+
+/// The stored user with `phone`, or `None` when there is none.
+async fn find_user(engine: &Engine, phone: &PhoneNumber) -> Result<Option<User>, ApiError> {
+    match engine.get_user(phone).await {
+        Ok(user) => Ok(Some(user)),
+        Err(EngineError::NotFound { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// One page of a short list the engine answers whole (a user's subscriptions, the topics),
+/// ordered by `key`, which is also the cursor; `q` keeps the items whose key contains it.
+fn page_of<T>(items: Vec<T>, key: fn(&T) -> &str, q: Option<&str>, page: &PageRequest) -> Page<T> {
+    let q = q
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .map(str::to_uppercase);
+    let limit = page.limit as usize;
+    let mut matching = items
+        .into_iter()
+        .filter(|item| q.as_deref().is_none_or(|q| key(item).contains(q)))
+        .filter(|item| page.cursor.as_deref().is_none_or(|c| key(item) > c))
+        .skip(match page.cursor {
+            Some(_) => 0,
+            None => usize::try_from(page.offset.unwrap_or(0)).unwrap_or(usize::MAX),
+        })
+        .take(limit + 1)
+        .collect::<Vec<_>>();
+    let next_cursor = if matching.len() > limit {
+        matching.truncate(limit);
+        matching.last().map(|item| key(item).to_owned())
+    } else {
+        None
+    };
+    Page {
+        items: matching,
+        next_cursor,
+    }
+}
+
+/// Users, subscriptions and topics.
+pub struct UsersApi {
+    engine: Engine,
+}
+
+impl UsersApi {
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Create a user
+    ///
+    /// A new user is `OPT_IN` unless `consent_state` says otherwise. A phone that is stored
+    /// already answers 409: change that user with `PUT` or `PATCH /users/{phone}`.
+    #[oai(path = "/users", method = "post", operation_id = "create_user")]
+    async fn create(&self, input: Json<UserInput>) -> Result<UserCreated, ApiError> {
+        let input = input.0;
+        let phone = body_phone(&input.phone)?;
+        let changes = Fields {
+            name: input.name,
+            wa_id: input.wa_id,
+            consent_state: input.consent_state,
+            attributes: input.attributes,
+            timezone: input.timezone,
+            locale: input.locale,
+        }
+        .into_changes()?;
+        if find_user(&self.engine, &phone).await?.is_some() {
+            return Err(EngineError::Conflict(format!(
+                "user {phone} exists already; change it with PUT or PATCH /users/{phone}"
+            ))
+            .into());
+        }
+        let (user, _) = self.engine.save_user(phone, changes).await?;
+        Ok(UserCreated::Created(Json(user.into())))
+    }
+
+    /// List users
+    ///
+    /// Users by phone, narrowed by free text (`q`, matched against the phone, the name and
+    /// attribute values), consent and topic. For conditions on attributes (`city = Colombo`),
+    /// preview a segment (`POST /segments/preview`).
+    #[oai(path = "/users", method = "get", operation_id = "list_users")]
+    async fn list(
+        &self,
+        /// At most this many (1–1000, default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u32>>,
+        /// The previous page's `next_cursor`.
+        cursor: Query<Option<String>>,
+        /// Skip this many (when no cursor is given).
+        offset: Query<Option<u64>>,
+        /// Free text matched against the phone, the name and attribute values.
+        q: Query<Option<String>>,
+        /// Only users with this consent state: `OPT_IN` or `OPT_OUT`.
+        consent: Query<Option<String>>,
+        /// Only subscribers of this topic (case-insensitive).
+        topic: Query<Option<String>>,
+    ) -> Result<Json<UserPage>, ApiError> {
+        let query = UserQuery {
+            q: q.0,
+            consent: consent
+                .0
+                .as_deref()
+                .map(Consent::parse)
+                .transpose()
+                .map_err(|e| ApiError::invalid("consent", e.to_string()))?,
+            topic: topic
+                .0
+                .as_deref()
+                .map(Topic::parse)
+                .transpose()
+                .map_err(|e| ApiError::invalid("topic", e.to_string()))?,
+        };
+        // The cursor is a phone: a `+` left unencoded in a query string arrives as a space,
+        // and a cursor of " 9477…" would restart the list from the top.
+        let cursor = cursor.0.map(|c| match c.strip_prefix(' ') {
+            Some(rest) => format!("+{}", rest.trim_start()),
+            None => c,
+        });
+        let found = self
+            .engine
+            .list_users(&query, &page::request(limit.0, cursor, offset.0))
+            .await?;
+        Ok(Json(UserPage {
+            items: found.items.into_iter().map(Into::into).collect(),
+            next_cursor: found.next_cursor,
+        }))
+    }
+
+    /// Get a user
+    #[oai(path = "/users/:phone", method = "get", operation_id = "get_user")]
+    async fn get(
+        &self,
+        /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        phone: Path<String>,
+    ) -> Result<Json<UserBody>, ApiError> {
+        let user = self.engine.get_user(&path_phone(&phone)?).await?;
+        Ok(Json(user.into()))
+    }
+
+    /// Replace a user
+    ///
+    /// Sets the whole user: fields left out are cleared and attributes replaced, except
+    /// `consent_state`, which a stored user keeps when it is left out. Subscriptions are
+    /// kept. Answers 200 with the user, or 201 when there was no user with this phone and
+    /// one was created.
+    #[oai(path = "/users/:phone", method = "put", operation_id = "replace_user")]
+    async fn replace(
+        &self,
+        /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        phone: Path<String>,
+        input: Json<UserReplacement>,
+    ) -> Result<UserReplaced, ApiError> {
+        let phone = path_phone(&phone)?;
+        let input = input.0;
+        same_phone(&phone, input.phone.as_deref())?;
+        let mut changes = Fields {
+            name: input.name,
+            wa_id: input.wa_id,
+            consent_state: input.consent_state,
+            attributes: input.attributes,
+            timezone: input.timezone,
+            locale: input.locale,
+        }
+        .into_changes()?;
+        if changes.consent_state.is_none() {
+            // Replacing clears what is not given, and a cleared consent would be OPT_IN: an
+            // opted-out user must never be opted back in by a field left out.
+            changes.consent_state = find_user(&self.engine, &phone)
+                .await?
+                .map(|user| user.consent_state);
+        }
+        let (user, outcome) = self.engine.replace_user(phone, changes).await?;
+        Ok(match outcome {
+            UpsertOutcome::Inserted => UserReplaced::Created(Json(user.into())),
+            UpsertOutcome::Updated => UserReplaced::Replaced(Json(user.into())),
+        })
+    }
+
+    /// Update a user
+    ///
+    /// Merges the fields given into the stored user: attributes key by key, other fields
+    /// replaced when given; fields left out or null are kept (clear them with `PUT`). An
+    /// unknown phone answers 404.
+    #[oai(path = "/users/:phone", method = "patch", operation_id = "update_user")]
+    async fn update(
+        &self,
+        /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        phone: Path<String>,
+        input: Json<UserPatch>,
+    ) -> Result<Json<UserBody>, ApiError> {
+        let phone = path_phone(&phone)?;
+        let input = input.0;
+        same_phone(&phone, input.phone.as_deref())?;
+        let changes = Fields {
+            name: input.name,
+            wa_id: input.wa_id,
+            consent_state: input.consent_state,
+            attributes: input.attributes,
+            timezone: input.timezone,
+            locale: input.locale,
+        }
+        .into_changes()?;
+        // Merging into a phone nobody has would create a user: a PATCH only changes one.
+        self.engine.get_user(&phone).await?;
+        let (user, _) = self.engine.save_user(phone, changes).await?;
+        Ok(Json(user.into()))
+    }
+
+    /// Delete a user
+    ///
+    /// Deletes the user and their subscriptions.
+    #[oai(
+        path = "/users/:phone",
+        method = "delete",
+        operation_id = "delete_user"
+    )]
+    async fn delete(
+        &self,
+        /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        phone: Path<String>,
+    ) -> Result<Deleted, ApiError> {
+        self.engine.delete_user(&path_phone(&phone)?).await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// List a user's subscriptions
+    #[oai(
+        path = "/users/:phone/subscriptions",
+        method = "get",
+        operation_id = "list_subscriptions"
+    )]
+    async fn subscriptions(
+        &self,
+        /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        phone: Path<String>,
+        /// At most this many (1–1000, default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u32>>,
+        /// The previous page's `next_cursor`.
+        cursor: Query<Option<String>>,
+        /// Skip this many (when no cursor is given).
+        offset: Query<Option<u64>>,
+        /// Free text matched against the topic.
+        q: Query<Option<String>>,
+    ) -> Result<Json<SubscriptionPage>, ApiError> {
+        let subscriptions = self.engine.subscriptions(&path_phone(&phone)?).await?;
+        let found = page_of(
+            subscriptions,
+            |s| s.topic.as_str(),
+            q.0.as_deref(),
+            &page::request(limit.0, cursor.0, offset.0),
+        );
+        Ok(Json(SubscriptionPage {
+            items: found.items.into_iter().map(Into::into).collect(),
+            next_cursor: found.next_cursor,
+        }))
+    }
+
+    /// Subscribe a user to a topic
+    ///
+    /// Topics are case-insensitive and stored upper-case. Answers 201 when the user was
+    /// subscribed now, 200 when they were already (subscribing again changes nothing).
+    #[oai(
+        path = "/users/:phone/subscriptions/:topic",
+        method = "put",
+        operation_id = "subscribe"
+    )]
+    async fn subscribe(
+        &self,
+        /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        phone: Path<String>,
+        /// The topic: letters, digits, `_` and `-`, at most 64.
+        topic: Path<String>,
+    ) -> Result<Subscribed, ApiError> {
+        let phone = path_phone(&phone)?;
+        let topic = path_topic(&topic)?;
+        let created = self.engine.subscribe(&phone, &topic).await?;
+        let subscription = self
+            .engine
+            .subscriptions(&phone)
+            .await?
+            .into_iter()
+            .find(|s| s.topic == topic)
+            // Only a concurrent unsubscribe or delete gets here.
+            .ok_or_else(|| ApiError::not_found("subscription", format!("{phone}/{topic}")))?;
+        let body = Json(subscription.into());
+        Ok(if created {
+            Subscribed::Created(body)
+        } else {
+            Subscribed::Existing(body)
+        })
+    }
+
+    /// Unsubscribe a user from a topic
+    ///
+    /// Answers 404 when the user is unknown or not subscribed to the topic.
+    #[oai(
+        path = "/users/:phone/subscriptions/:topic",
+        method = "delete",
+        operation_id = "unsubscribe"
+    )]
+    async fn unsubscribe(
+        &self,
+        /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        phone: Path<String>,
+        /// The topic (case-insensitive).
+        topic: Path<String>,
+    ) -> Result<Deleted, ApiError> {
+        let phone = path_phone(&phone)?;
+        let topic = path_topic(&topic)?;
+        // An unknown user is reported as such, not as a missing subscription.
+        self.engine.get_user(&phone).await?;
+        self.engine.unsubscribe(&phone, &topic).await?;
+        Ok(Deleted::Deleted)
+    }
+
+    /// List topics
+    ///
+    /// Every topic someone is subscribed to, by name, with its number of subscribers.
+    #[oai(path = "/topics", method = "get", operation_id = "list_topics")]
+    async fn topics(
+        &self,
+        /// At most this many (1–1000, default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
+        limit: Query<Option<u32>>,
+        /// The previous page's `next_cursor`.
+        cursor: Query<Option<String>>,
+        /// Skip this many (when no cursor is given).
+        offset: Query<Option<u64>>,
+        /// Free text matched against the topic.
+        q: Query<Option<String>>,
+    ) -> Result<Json<TopicPage>, ApiError> {
+        let topics = self.engine.topics().await?;
+        let found = page_of(
+            topics,
+            |t| t.topic.as_str(),
+            q.0.as_deref(),
+            &page::request(limit.0, cursor.0, offset.0),
+        );
+        Ok(Json(TopicPage {
+            items: found.items.into_iter().map(Into::into).collect(),
+            next_cursor: found.next_cursor,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_phones_may_lose_their_plus_or_carry_the_whatsapp_prefix() {
+        for text in [
+            "+94771234567",
+            "94771234567",
+            " 94771234567",
+            "whatsapp:+94771234567",
+            "WhatsApp:94771234567",
+        ] {
+            assert_eq!(path_phone(text).unwrap().as_str(), "+94771234567", "{text}");
+        }
+        assert!(path_phone("not-a-phone").is_err());
+        assert!(path_phone("123").is_err());
+    }
+
+    #[test]
+    fn short_lists_page_by_key_with_a_cursor_or_an_offset() {
+        let items = vec!["A", "B", "C", "D", "E"];
+        let first = page_of(items.clone(), |s| s, None, &PageRequest::first(2));
+        assert_eq!(first.items, ["A", "B"]);
+        assert_eq!(first.next_cursor.as_deref(), Some("B"));
+        let next = PageRequest {
+            limit: 2,
+            cursor: first.next_cursor,
+            offset: None,
+        };
+        let second = page_of(items.clone(), |s| s, None, &next);
+        assert_eq!(second.items, ["C", "D"]);
+        let last = PageRequest {
+            limit: 2,
+            cursor: None,
+            offset: Some(4),
+        };
+        let last = page_of(items.clone(), |s| s, None, &last);
+        assert_eq!(last.items, ["E"]);
+        assert_eq!(last.next_cursor, None);
+        let found = page_of(items, |s| s, Some("d"), &PageRequest::first(10));
+        assert_eq!(found.items, ["D"]);
+    }
+}

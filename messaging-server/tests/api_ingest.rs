@@ -1,0 +1,154 @@
+//! Streaming imports over HTTP: CSV, JSON and JSONL bodies and multipart uploads answer the
+//! data-quality report; events are not triggered twice by the same file; a body over the
+//! limit answers 413 and keeps what was stored before.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Options, spawn_app, spawn_app_with};
+use messaging_core::domain::PhoneNumber;
+use reqwest::StatusCode;
+use serde_json::json;
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../samples")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+fn multipart(file_name: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----messaging-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn the_sample_users_stream_in_with_a_report_of_every_bad_row() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post_raw("/api/v1/ingestions/users", "text/csv", sample("users.csv"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = &body["report"];
+    assert_eq!(report["total"], 16, "{report}");
+    assert_eq!(report["inserted"], 12);
+    assert_eq!(report["invalid"], 3);
+    let lines: Vec<u64> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert!(lines.contains(&15), "{lines:?}");
+
+    let (status, body) = app
+        .post_raw(
+            "/api/v1/ingestions/users",
+            "application/json",
+            sample("users.json"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["report"]["invalid"], 1, "{body}");
+
+    let (content_type, form) = multipart("users.csv", &sample("users.csv"));
+    let (status, body) = app
+        .post_raw("/api/v1/ingestions/users", &content_type, form)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["report"]["inserted"], 0, "all known now: {body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_ingested_twice_are_recorded_once() {
+    let app = spawn_app().await;
+    let (status, first) = app
+        .post_raw(
+            "/api/v1/ingestions/events",
+            "application/x-ndjson",
+            sample("events.jsonl"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(first["report"]["inserted"].as_u64().unwrap() > 0, "{first}");
+    let (content_type, form) = multipart("events.jsonl", &sample("events.jsonl"));
+    let (status, again) = app
+        .post_raw("/api/v1/ingestions/events", &content_type, form)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["report"]["inserted"], 0, "{again}");
+    assert_eq!(
+        again["report"]["duplicates"],
+        first["report"]["total"].as_u64().unwrap() - first["report"]["invalid"].as_u64().unwrap(),
+        "{again}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_answers_413_and_keeps_what_was_stored() {
+    let app = spawn_app_with(Options {
+        max_body_bytes: Some(256 * 1024),
+        ..Options::default()
+    })
+    .await;
+    let mut csv = b"phone,name\n".to_vec();
+    for i in 0..40_000 {
+        csv.extend_from_slice(format!("+9477{:07},User {i}\n", 3_000_000 + i).as_bytes());
+    }
+    assert!(csv.len() > 256 * 1024);
+    let (status, body) = app
+        .post_raw("/api/v1/ingestions/users", "text/csv", csv)
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "too_large");
+    let first = PhoneNumber::parse("+94773000000").unwrap();
+    let stored = app.engine.count_users().await.unwrap();
+    // Whatever was read before the limit may have been stored, never half a batch.
+    assert!(
+        stored == 0 || app.engine.get_user(&first).await.is_ok(),
+        "{stored}"
+    );
+    let (status, body) = app
+        .post_raw(
+            "/api/v1/ingestions/users",
+            "text/csv",
+            "phone\n+94771234567\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "a small body still goes: {body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unusable_body_gets_a_clear_error() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post_raw(
+            "/api/v1/ingestions/users",
+            "text/csv",
+            "name,city\nAmaya,Colombo\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("phone"),
+        "{body}"
+    );
+    let (status, body) = app
+        .post_raw("/api/v1/ingestions/users", "image/png", vec![0u8; 10])
+        .await;
+    assert!(status.is_client_error(), "{status} {body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
+    let _ = json!(null);
+    app.stop().await;
+}
