@@ -8,9 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, spawn_app};
-use messaging_core::domain::{
-    CampaignDraft, Consent, MessageStatus, PhoneNumber, TemplateDraft, TriggerEvent,
-};
+use messaging_core::domain::{Consent, MessageStatus, PhoneNumber};
 use messaging_core::ingest::UserFileFormat;
 use messaging_core::provider::twilio_signature;
 use messaging_core::store::{MessageQuery, PageRequest};
@@ -157,25 +155,37 @@ async fn an_event_reaches_twilio_and_its_signed_callbacks_mark_it_delivered() {
         signed(&app, "/twilio/inbound", &pairs(&hello)).await.0,
         StatusCode::OK
     );
-    let template: TemplateDraft = serde_json::from_value(json!({
-        "name": "cart", "content": "Hi {{ name }}, your {{ event.item }} is waiting.",
-    }))
-    .unwrap();
-    let template = app.engine.create_template(template).await.unwrap();
-    let campaign: CampaignDraft = serde_json::from_value(json!({
-        "name": "Cart reminder", "template_id": template.id.to_string(),
-        "trigger": { "type": "event", "event": "cart_abandoned" }, "status": "scheduled",
-    }))
-    .unwrap();
-    let campaign = app.engine.create_campaign(campaign).await.unwrap();
-    let event = TriggerEvent::from_json(
-        json!({ "id": "evt-1", "name": "cart_abandoned", "user": "+94771234501",
-                 "data": { "item": "red lamp" } }),
-        app.engine.clock().now(),
-    )
-    .unwrap();
-    app.engine.record_event(event).await.unwrap();
-    app.engine.complete_runs().await.unwrap();
+    // Everything else over HTTP, as an operator would: the template, the campaign listening
+    // for the event, and the event itself as a line of JSONL.
+    let (status, template) = app
+        .post(
+            "/api/v1/templates",
+            &json!({ "name": "cart", "content": "Hi {{ name }}, your {{ event.item }} is waiting." }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{template}");
+    let (status, campaign) = app
+        .post(
+            "/api/v1/campaigns",
+            &json!({ "name": "Cart reminder", "template_id": template["id"],
+                     "trigger": { "type": "event", "event": "cart_abandoned" },
+                     "status": "scheduled" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{campaign}");
+    let campaign_id: messaging_core::domain::CampaignId =
+        campaign["id"].as_str().unwrap().parse().unwrap();
+    let line = json!({ "id": "evt-1", "name": "cart_abandoned", "user": "+94771234501",
+                       "data": { "item": "red lamp" } });
+    let (status, report) = app
+        .post_raw(
+            "/api/v1/ingestions/events",
+            "application/x-ndjson",
+            format!("{line}\n"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["report"]["inserted"], 1, "{report}");
 
     app.until(
         "the fake Twilio's delivery",
@@ -201,7 +211,7 @@ async fn an_event_reaches_twilio_and_its_signed_callbacks_mark_it_delivered() {
         Duration::from_secs(20),
         async || {
             let query = MessageQuery {
-                campaign_id: Some(campaign.id),
+                campaign_id: Some(campaign_id),
                 ..MessageQuery::default()
             };
             let page = app
@@ -215,8 +225,10 @@ async fn an_event_reaches_twilio_and_its_signed_callbacks_mark_it_delivered() {
     .await;
     let callbacks = app.twilio.callbacks();
     assert!(callbacks.iter().all(|c| c.delivered), "{callbacks:?}");
-    let stats = app.engine.stats(None).await.unwrap();
-    assert_eq!(stats.by_status.get(&MessageStatus::Delivered), Some(&1));
+    let (status, stats) = app.get("/api/v1/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["by_status"]["delivered"], 1, "{stats}");
+    assert_eq!(stats["delivery_percent"], 100.0, "{stats}");
     app.stop().await;
 }
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Webhook benchmark: Twilio status callbacks, each with a valid X-Twilio-Signature and a
+# distinct (MessageSid, status) — so each is checked and written durably — against a release
+# server on loopback, driven by wrk; `/healthz` in the same run is the ceiling.
+#
+#   bash messaging-server/benches/webhooks.sh            # 10 s per measurement
+#   DURATION=5 CONNECTIONS=32 bash messaging-server/benches/webhooks.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+duration="${DURATION:-10}"
+connections="${CONNECTIONS:-64}"
+threads="${THREADS:-2}"
+requests="${REQUESTS:-400000}"
+port="${PORT:-5093}"
+target="${CARGO_TARGET_DIR:-target}"
+token="bench-auth-token"
+
+command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
+cargo build --release -p messaging-server --quiet
+
+dir="$(mktemp -d)"
+trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+
+# Signed bodies, generated ahead so the load tool only replays them.
+python3 - "$dir/requests.tsv" "$requests" "$port" "$token" <<'PY'
+import base64, hashlib, hmac, sys, urllib.parse
+path, count, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+url = f"http://127.0.0.1:{port}/twilio/status"
+statuses = ["sent", "delivered", "read"]
+with open(path, "w") as out:
+    for i in range(count):
+        params = {
+            "AccountSid": "AC00000000000000000000000000000000",
+            "MessageSid": "SM%032x" % (i // 3),
+            "MessageStatus": statuses[i % 3],
+            "To": "whatsapp:+94771234567",
+            "From": "whatsapp:+14155550100",
+            "ApiVersion": "2010-04-01",
+        }
+        signed = url + "".join(k + params[k] for k in sorted(params))
+        signature = base64.b64encode(hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+        out.write(signature + "\t" + urllib.parse.urlencode(params) + "\n")
+PY
+
+cat >"$dir/replay.lua" <<LUA
+local requests = {}
+for line in io.lines("$dir/requests.tsv") do
+  local signature, body = line:match("([^\t]+)\t(.+)")
+  requests[#requests + 1] = { signature, body }
+end
+local counter = 0
+local stride = 1
+function setup(thread)
+  thread:set("offset", counter)
+  counter = counter + 1
+end
+function init(args)
+  stride = $threads
+  index = offset
+end
+function request()
+  index = index + stride
+  local r = requests[(index % #requests) + 1]
+  return wrk.format("POST", "/twilio/status", {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["X-Twilio-Signature"] = r[1],
+  }, r[2])
+end
+LUA
+
+DATABASE_URL="sqlite://$dir/bench.db" BIND="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" \
+TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_AUTH_TOKEN="$token" \
+TWILIO_WHATSAPP_NUMBER=whatsapp:+14155550100 TWILIO_API_BASE=http://127.0.0.1:9 RUST_LOG=error \
+    "$target/release/messaging-server" serve >"$dir/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
+    sleep 0.1
+done
+
+summary() { # name, wrk output
+    local rps p50 p99
+    rps=$(grep "Requests/sec" <<<"$2" | awk '{print $2}')
+    p50=$(grep -E "^ +50%" <<<"$2" | awk '{print $2}')
+    p99=$(grep -E "^ +99%" <<<"$2" | awk '{print $2}')
+    printf '%-44s %10s req/s   p50 %8s   p99 %8s\n' "$1" "$rps" "$p50" "$p99"
+    errors=$(grep -E "Non-2xx|Socket errors" <<<"$2" || true)
+    [ -z "$errors" ] || echo "    $errors"
+}
+
+ceiling=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port/healthz")
+summary "ceiling: GET /healthz" "$ceiling"
+webhooks=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$dir/replay.lua" "http://127.0.0.1:$port/twilio/status")
+summary "POST /twilio/status (signed, durable)" "$webhooks"
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+echo "server peak RSS: $((rss / 1024)) MB; receipts stored: $(python3 -c "import sqlite3; print(sqlite3.connect('$dir/bench.db').execute('select count(*) from receipts').fetchone()[0])")"
