@@ -110,6 +110,22 @@ fn invalid(error: EngineError) -> Response {
     }
 }
 
+/// Which webhook a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Inbound,
+    Status,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Inbound => "inbound",
+            Kind::Status => "status",
+        }
+    }
+}
+
 /// `POST /twilio/inbound`.
 #[handler]
 pub async fn inbound_webhook(
@@ -119,30 +135,7 @@ pub async fn inbound_webhook(
     settings: Data<&WebhookSettings>,
     metrics: Data<&Arc<Metrics>>,
 ) -> Response {
-    let fields = match signed_form(request, body, &settings).await {
-        Ok(fields) => fields,
-        Err(answer) => {
-            metrics.webhook("inbound", answer.status());
-            return answer;
-        }
-    };
-    let fields: BTreeMap<String, String> = fields.into_iter().collect();
-    // The prototype's setup told users to paste the same URL as the sandbox's status
-    // callback: a status report arriving here is handled as one.
-    if fields.contains_key("MessageStatus") && !fields.contains_key("Body") {
-        let answer = match engine.receive_status(fields).await {
-            Ok(_) => twiml(None),
-            Err(error) => invalid(error),
-        };
-        metrics.webhook("status", answer.status());
-        return answer;
-    }
-    let answer = match engine.receive_inbound(fields).await {
-        Ok(receipt) => twiml(receipt.reply.as_deref()),
-        Err(error) => invalid(error),
-    };
-    metrics.webhook("inbound", answer.status());
-    answer
+    webhook(Kind::Inbound, request, body, &engine, &settings, &metrics).await
 }
 
 /// `POST /twilio/status`.
@@ -154,19 +147,37 @@ pub async fn status_webhook(
     settings: Data<&WebhookSettings>,
     metrics: Data<&Arc<Metrics>>,
 ) -> Response {
-    let fields = match signed_form(request, body, &settings).await {
-        Ok(fields) => fields,
-        Err(answer) => {
-            metrics.webhook("status", answer.status());
-            return answer;
+    webhook(Kind::Status, request, body, &engine, &settings, &metrics).await
+}
+
+/// Checks a webhook, hands it to the engine, answers TwiML and counts the answer.
+async fn webhook(
+    kind: Kind,
+    request: &Request,
+    body: Body,
+    engine: &Engine,
+    settings: &WebhookSettings,
+    metrics: &Metrics,
+) -> Response {
+    let (kind, answer) = match signed_form(request, body, settings).await {
+        Err(answer) => (kind, answer),
+        Ok(fields) => {
+            let fields: BTreeMap<String, String> = fields.into_iter().collect();
+            // The prototype's setup told users to paste the same URL as the sandbox's status
+            // callback: a status report arriving at the inbound URL is handled as one.
+            let is_status = fields.contains_key("MessageStatus") && !fields.contains_key("Body");
+            let kind = if is_status { Kind::Status } else { kind };
+            let answer = match kind {
+                Kind::Inbound => engine
+                    .receive_inbound(fields)
+                    .await
+                    .map(|receipt| twiml(receipt.reply.as_deref())),
+                Kind::Status => engine.receive_status(fields).await.map(|_| twiml(None)),
+            };
+            (kind, answer.unwrap_or_else(invalid))
         }
     };
-    let fields: BTreeMap<String, String> = fields.into_iter().collect();
-    let answer = match engine.receive_status(fields).await {
-        Ok(_) => twiml(None),
-        Err(error) => invalid(error),
-    };
-    metrics.webhook("status", answer.status());
+    metrics.webhook(kind.name(), answer.status());
     answer
 }
 
