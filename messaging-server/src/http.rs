@@ -127,6 +127,9 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
         .data(engine.clone())
         .data(webhooks)
         .data(metrics)
+        // A span per request (method, path, status, duration), around every log line the
+        // request causes; its own events show with RUST_LOG=poem=info.
+        .with(poem::middleware::Tracing)
 }
 
 /// An endpoint answering a fixed text.

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tracing::Instrument as _;
 
 use super::{Engine, EngineError};
 use crate::domain::{
@@ -373,11 +374,21 @@ impl Dispatcher {
         let (provider, outcomes) = (self.provider.clone(), self.outcomes.clone());
         let (engine, retry, rng) = (self.engine.clone(), self.config.retry, self.rng.clone());
         let attempt = message.attempts + 1;
+        // One span per send attempt, with the ids an operator searches logs by.
+        let span = tracing::info_span!(
+            "send",
+            message = %message.id,
+            campaign = message.campaign_id.map(tracing::field::display),
+            to = %message.phone,
+            attempt,
+            provider = provider.name(),
+        );
         let outbound = outbound(message, sent_as);
-        tokio::spawn(async move {
+        let send = async move {
             let answer = provider.send(&outbound).await;
-            if let Err(error) = &answer {
-                tracing::warn!(message = %outbound.id, attempt, %error, "send not accepted");
+            match &answer {
+                Ok(accepted) => tracing::debug!(sid = %accepted.provider_sid, "accepted"),
+                Err(error) => tracing::warn!(%error, "send not accepted"),
             }
             let outcome = {
                 let mut rng = rng.lock().unwrap_or_else(|e| e.into_inner());
@@ -385,7 +396,8 @@ impl Dispatcher {
             };
             let _ = outcomes.send(ToWriter::Outcome(outbound.id, outcome)).await;
             drop(permit);
-        });
+        };
+        tokio::spawn(send.instrument(span));
     }
 
     /// Looks up, at the provider, sends left without an answer; answers how many.
