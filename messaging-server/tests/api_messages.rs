@@ -81,7 +81,12 @@ async fn replies_reach_twilio_and_show_their_history() {
     assert_eq!(reply["campaign_id"], json!(null));
     assert_eq!(reply["user"], AMAYA);
     assert_eq!(reply["body"], "On its way!");
-    assert_eq!(reply["status"], "pending");
+    // Queued for the dispatcher, which may already have taken it by the time of the answer.
+    let queued = ["pending", "queued", "sending", "sent", "delivered", "read"];
+    assert!(
+        queued.contains(&reply["status"].as_str().unwrap()),
+        "{reply}"
+    );
     let id = reply["id"].as_str().unwrap();
 
     app.until("the reply at Twilio", Duration::from_secs(10), async || {

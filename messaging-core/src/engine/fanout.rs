@@ -7,10 +7,13 @@
 //! skipped). Messages are unique per run and recipient, so running the fan-out of a run again
 //! (after a crash) adds only what is missing and never a second message.
 
+mod ids;
+
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::json;
+use tokio::sync::mpsc;
 
 use crate::domain::{
     Campaign, CampaignCommand, CampaignId, CampaignStatus, Message, MessageId, MessageStatus,
@@ -21,6 +24,7 @@ use crate::segment::SegmentRule;
 use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest};
 use crate::template::{CompiledTemplate, RenderContext};
 
+use self::ids::MessageIds;
 use super::{Engine, EngineError};
 
 /// The trigger key of a manual campaign's run.
@@ -36,6 +40,7 @@ struct Recipients {
     content_sid: Option<String>,
     event: Arc<serde_json::Map<String, serde_json::Value>>,
     now: chrono::DateTime<chrono::Utc>,
+    ids: Arc<MessageIds>,
 }
 
 /// What a fan-out did.
@@ -102,32 +107,46 @@ impl Engine {
             content_sid: template.content_sid.clone(),
             event: Arc::new(event.map(|e| e.data.clone()).unwrap_or_default()),
             now,
+            ids: Arc::default(),
         };
-        // Reading and rendering the next batch overlaps writing the current one: the reader
-        // and the writer are separate connections, and rendering runs on its own thread.
-        let mut batch = self.recipients_batch(&recipients, None).await?;
-        let mut added = 0;
-        loop {
-            let (entries, next) = batch;
-            let write = async {
-                self.store
-                    .enqueue(&run, entries, now)
-                    .await
-                    .map_err(EngineError::from)
-            };
-            match next {
-                Some(cursor) => {
-                    let (written, following) =
-                        tokio::try_join!(write, self.recipients_batch(&recipients, Some(cursor)))?;
-                    added += written;
-                    batch = following;
+        // Reading, rendering and writing run side by side, each at its own pace, handing
+        // batches on through queues one deep: the reader has a connection of its own beside
+        // the writer's, and rendering runs on a thread of its own.
+        let (pages, mut to_render) = mpsc::channel::<Vec<User>>(1);
+        let (batches, mut to_write) = mpsc::channel::<Vec<OutboxEntry>>(1);
+        let recipients = &recipients;
+        let read = async move {
+            let mut cursor = None;
+            loop {
+                let Page { items, next_cursor } = self.read_batch(recipients, cursor).await?;
+                // A closed queue means a later stage failed; its error is the one reported.
+                if !items.is_empty() && pages.send(items).await.is_err() {
+                    break;
                 }
-                None => {
-                    added += write.await?;
+                match next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            Ok::<_, EngineError>(())
+        };
+        let render = async move {
+            while let Some(users) = to_render.recv().await {
+                let entries = self.render_batch(recipients, users).await?;
+                if batches.send(entries).await.is_err() {
                     break;
                 }
             }
-        }
+            Ok::<_, EngineError>(())
+        };
+        let write = async {
+            let mut added = 0;
+            while let Some(entries) = to_write.recv().await {
+                added += self.store.enqueue(&run, entries, now).await?;
+            }
+            Ok::<_, EngineError>(added)
+        };
+        let ((), (), added) = tokio::try_join!(read, render, write)?;
         let messages = self.store.finish_run(run.id).await?;
         tracing::info!(campaign = %campaign.id, run = %run.id, messages, added, "fanned out");
         Ok(RunSummary {
@@ -137,28 +156,37 @@ impl Engine {
         })
     }
 
-    /// Reads the next batch of recipients after `cursor` and renders their messages.
-    async fn recipients_batch(
+    /// Reads the batch of recipients after `cursor` (from the first without one).
+    async fn read_batch(
         &self,
         recipients: &Recipients,
         cursor: Option<String>,
-    ) -> Result<(Vec<OutboxEntry>, Option<String>), EngineError> {
+    ) -> Result<Page<User>, EngineError> {
         let page = PageRequest {
             cursor,
             ..PageRequest::first(FAN_OUT_BATCH)
         };
-        let users = self
+        Ok(self
             .store
             .audience(&recipients.rule, recipients.now, &page)
-            .await?;
+            .await?)
+    }
+
+    /// Renders the messages of a batch of recipients, off the async workers.
+    async fn render_batch(
+        &self,
+        recipients: &Recipients,
+        users: Vec<User>,
+    ) -> Result<Vec<OutboxEntry>, EngineError> {
         let (template, event) = (recipients.template.clone(), recipients.event.clone());
         let (content_sid, now) = (recipients.content_sid.clone(), self.clock.now());
+        let ids = recipients.ids.take(users.len());
         let entries = tokio::task::spawn_blocking(move || {
             users
-                .items
-                .iter()
-                .map(|user| {
-                    let mut entry = entry_for(user, &template, &event, now);
+                .into_iter()
+                .zip(ids)
+                .map(|(user, id)| {
+                    let mut entry = entry_for(id, user, &template, &event, now);
                     entry.content_sid = content_sid.clone();
                     entry
                 })
@@ -166,7 +194,7 @@ impl Engine {
         })
         .await
         .map_err(|_| crate::store::StoreError::WorkerGone)?;
-        Ok((entries, users.next_cursor))
+        Ok(entries)
     }
 
     /// Fans out every run whose fan-out has not finished: runs opened by recorded events
@@ -276,14 +304,16 @@ impl Engine {
 
 /// Renders one recipient's message and takes the decisions that need nothing but the user.
 fn entry_for(
-    user: &User,
+    id: MessageId,
+    user: User,
     template: &CompiledTemplate,
-    event: &serde_json::Map<String, serde_json::Value>,
+    event: &Arc<serde_json::Map<String, serde_json::Value>>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> OutboxEntry {
-    let mut context = RenderContext::for_user(user);
+    let (phone, consent) = (user.phone.clone(), policy::consent(&user));
+    let mut context = RenderContext::from_user(user);
     if !event.is_empty() {
-        context = context.with_event(event.clone());
+        context = context.with_event(Arc::clone(event));
     }
     let rendered = template
         .render_body(&context)
@@ -294,15 +324,11 @@ fn entry_for(
             None,
             policy::decision("template", &Verdict::Skip(error.to_string()), now),
         ),
-        Ok((body, variables)) => (
-            body,
-            variables,
-            policy::decision("consent", &policy::consent(user), now),
-        ),
+        Ok((body, variables)) => (body, variables, policy::decision("consent", &consent, now)),
     };
     OutboxEntry {
-        id: MessageId::new(),
-        phone: user.phone.clone(),
+        id,
+        phone,
         body,
         content_sid: None,
         content_variables,
@@ -310,5 +336,90 @@ fn entry_for(
             .as_ref()
             .map_or(MessageStatus::Pending, |d| d.outcome),
         decision,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::SystemClock;
+    use crate::domain::{CampaignDraft, TemplateDraft};
+    use crate::ingest::UserFileFormat;
+    use crate::store::sqlite::SqliteStore;
+
+    /// Users `+9477000000N`, every hundredth without a name.
+    async fn engine_with_users(count: usize) -> (Engine, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("f.db")).await.unwrap();
+        let engine = Engine::new(Arc::new(store), Arc::new(SystemClock));
+        let rows = (0..count).map(|i| {
+            let name = if i % 100 == 0 {
+                String::new()
+            } else {
+                format!("User {i}")
+            };
+            format!("+9477{i:07},{name}")
+        });
+        let csv: Vec<String> = std::iter::once("phone,name".to_owned())
+            .chain(rows)
+            .collect();
+        let file = Cursor::new(csv.join("\n").into_bytes());
+        engine
+            .ingest_users(file, UserFileFormat::Csv)
+            .await
+            .unwrap();
+        (engine, dir)
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_over_several_batches_writes_every_recipient_once() {
+        let count = 2 * FAN_OUT_BATCH as usize + 345;
+        let (engine, _dir) = engine_with_users(count).await;
+        let template = engine
+            .create_template(TemplateDraft {
+                name: "t".into(),
+                content: "Hi {{ name }}".into(),
+                ..TemplateDraft::default()
+            })
+            .await
+            .unwrap();
+        let draft: CampaignDraft =
+            serde_json::from_value(json!({"name": "c", "template_id": template.id})).unwrap();
+        let campaign = engine.create_campaign(draft).await.unwrap();
+        let (campaign, summary) = engine.launch_campaign(campaign.id).await.unwrap();
+        let summary = summary.unwrap();
+        assert_eq!(
+            (summary.messages, summary.added),
+            (count as u64, count as u64)
+        );
+
+        let again = engine.fan_out(&campaign, None).await.unwrap();
+        assert_eq!((again.messages, again.added), (count as u64, 0));
+
+        let stats = engine.stats(Some(campaign.id)).await.unwrap();
+        let unnamed = count.div_ceil(100) as u64;
+        assert_eq!(stats.by_status[&MessageStatus::Skipped], unnamed);
+        assert_eq!(
+            stats.by_status[&MessageStatus::Pending],
+            count as u64 - unnamed
+        );
+        let query = MessageQuery {
+            campaign_id: Some(campaign.id),
+            ..MessageQuery::default()
+        };
+        let newest = engine
+            .list_messages(&query, &PageRequest::first(1))
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        let message = engine.get_message(newest.id).await.unwrap();
+        assert_eq!(message.run_id, Some(summary.run.id));
+        match message.status {
+            MessageStatus::Pending => assert!(message.body.starts_with("Hi User "), "{message:?}"),
+            _ => assert_eq!(message.decisions[0].step, "template"),
+        }
     }
 }

@@ -5,12 +5,17 @@
 //! `{{ name | default("there") }}` falls back and a bare `{{ name }}` is reported as a missing
 //! placeholder instead of printing `none` into a customer's message. JSON nulls inside
 //! attributes and event data are dropped for the same reason.
+//!
+//! The context hands minijinja an object that looks values up when the template reads them:
+//! a fan-out renders a million recipients, and converting every field of every user into
+//! minijinja values up front (most of which a template never reads) cost more than rendering.
 
-use std::sync::OnceLock;
+use std::sync::Arc;
 
+use minijinja::value::{DynObject, Enumerator, Object, ObjectRepr};
 use serde_json::{Map, Value};
 
-use crate::domain::{Attributes, User};
+use crate::domain::{Attributes, Consent, PhoneNumber, TimeZone, Topic, User};
 
 /// The top-level names a [`RenderContext`] can hold, in the order of the user resource.
 /// Templates may name others (they are then always missing); editors can offer these.
@@ -27,51 +32,68 @@ pub const PLACEHOLDER_ROOTS: [&str; 9] = [
 ];
 
 /// The values one recipient's message is rendered with. Build it once per recipient and
-/// render any number of templates with it.
+/// render any number of templates with it; cloning it is cheap.
 #[derive(Debug, Clone)]
 pub struct RenderContext {
-    /// The context as JSON, to answer which placeholders have a value.
-    fields: Map<String, Value>,
-    /// The same, converted for minijinja on first use (after every field is in), so that
-    /// each render only clones a handle.
-    value: OnceLock<minijinja::Value>,
+    fields: Arc<Fields>,
 }
+
+/// What a context holds; `None` is a value the recipient does not have.
+#[derive(Debug, Clone, Default)]
+struct Fields {
+    phone: Option<PhoneNumber>,
+    name: Option<String>,
+    wa_id: Option<String>,
+    consent_state: Option<Consent>,
+    attributes: JsonObject,
+    timezone: Option<TimeZone>,
+    locale: Option<String>,
+    topics: Option<Vec<Topic>>,
+    event: Option<JsonObject>,
+}
+
+/// A JSON object as templates see it: its null members are absent. Shared, not copied, by
+/// every value that refers to it (one event's data serves all recipients of its run).
+#[derive(Debug, Clone, Default)]
+struct JsonObject(Arc<Map<String, Value>>);
 
 impl RenderContext {
     /// Everything a stored user offers: `phone`, `name`, `wa_id`, `consent_state`
     /// (`OPT_IN`/`OPT_OUT`), `attributes`, `timezone`, `locale` and `topics`.
     pub fn for_user(user: &User) -> Self {
-        let mut fields = Map::new();
-        fields.insert("phone".into(), user.phone.as_str().into());
-        insert_some(&mut fields, "name", user.name.clone());
-        insert_some(&mut fields, "wa_id", user.wa_id.clone());
-        fields.insert("consent_state".into(), user.consent_state.as_str().into());
-        fields.insert("attributes".into(), without_nulls(&user.attributes).into());
-        insert_some(
-            &mut fields,
-            "timezone",
-            user.timezone.map(|tz| tz.name().to_owned()),
-        );
-        insert_some(&mut fields, "locale", user.locale.clone());
-        let topics = user.topics.iter().map(|topic| topic.as_str().into());
-        fields.insert("topics".into(), Value::Array(topics.collect()));
-        Self::from_fields(fields)
+        Self::from_user(user.clone())
+    }
+
+    /// [`RenderContext::for_user`] for a user the caller no longer needs: nothing is copied.
+    pub fn from_user(user: User) -> Self {
+        Self::from_fields(Fields {
+            phone: Some(user.phone),
+            name: user.name,
+            wa_id: user.wa_id,
+            consent_state: Some(user.consent_state),
+            attributes: JsonObject(Arc::new(user.attributes)),
+            timezone: user.timezone,
+            locale: user.locale,
+            topics: Some(user.topics),
+            event: None,
+        })
     }
 
     /// A context without a stored user, for previews from given attributes: only `name` (when
     /// given) and `attributes` are set.
     pub fn from_attributes(name: Option<String>, attributes: Attributes) -> Self {
-        let mut fields = Map::new();
-        insert_some(&mut fields, "name", name);
-        fields.insert("attributes".into(), without_nulls(&attributes).into());
-        Self::from_fields(fields)
+        Self::from_fields(Fields {
+            name,
+            attributes: JsonObject(Arc::new(attributes)),
+            ..Fields::default()
+        })
     }
 
-    /// Adds the data of the triggering event as `event` (`{{ event.discount }}`).
-    pub fn with_event(mut self, event: Map<String, Value>) -> Self {
-        self.fields
-            .insert("event".into(), without_nulls(&event).into());
-        Self::from_fields(self.fields)
+    /// Adds the data of the triggering event as `event` (`{{ event.discount }}`). Pass an
+    /// `Arc` to share one event's data between the contexts of all its recipients.
+    pub fn with_event(mut self, event: impl Into<Arc<Map<String, Value>>>) -> Self {
+        Arc::make_mut(&mut self.fields).event = Some(JsonObject(event.into()));
+        self
     }
 
     /// Whether the dotted `placeholder` (`attributes.city`) has a value in this context.
@@ -80,10 +102,23 @@ impl RenderContext {
         let Some(root) = segments.next() else {
             return false;
         };
-        let mut current = self.fields.get(root);
+        let fields = &self.fields;
+        let object = match root {
+            "attributes" => &fields.attributes,
+            "event" => match &fields.event {
+                Some(event) => event,
+                None => return false,
+            },
+            // Scalars and the topic list have nothing below them.
+            _ => return segments.next().is_none() && fields.get(root).is_some(),
+        };
+        let Some(first) = segments.next() else {
+            return true;
+        };
+        let mut current = object.get(first);
         for segment in segments {
             current = match current {
-                Some(Value::Object(object)) => object.get(segment),
+                Some(Value::Object(object)) => object.get(segment).filter(|v| !v.is_null()),
                 _ => None,
             };
         }
@@ -91,22 +126,121 @@ impl RenderContext {
     }
 
     /// The context as minijinja sees it; cloning it is cheap.
-    pub(super) fn value(&self) -> &minijinja::Value {
-        self.value
-            .get_or_init(|| minijinja::Value::from_serialize(&self.fields))
+    pub(super) fn value(&self) -> minijinja::Value {
+        minijinja::Value::from_dyn_object(DynObject::new(Arc::clone(&self.fields)))
     }
 
-    fn from_fields(fields: Map<String, Value>) -> Self {
+    fn from_fields(fields: Fields) -> Self {
         Self {
-            fields,
-            value: OnceLock::new(),
+            fields: Arc::new(fields),
         }
     }
 }
 
-fn insert_some(fields: &mut Map<String, Value>, key: &str, value: Option<String>) {
-    if let Some(value) = value {
-        fields.insert(key.to_owned(), value.into());
+impl Fields {
+    /// The value of the top-level name `key`, converted only now that a template reads it.
+    fn get(&self, key: &str) -> Option<minijinja::Value> {
+        use minijinja::Value as V;
+        match key {
+            "phone" => self.phone.as_ref().map(|phone| V::from(phone.as_str())),
+            "name" => self.name.as_deref().map(V::from),
+            "wa_id" => self.wa_id.as_deref().map(V::from),
+            "consent_state" => self.consent_state.map(|consent| V::from(consent.as_str())),
+            "attributes" => Some(V::from_object(self.attributes.clone())),
+            "timezone" => self.timezone.map(|zone| V::from(zone.name())),
+            "locale" => self.locale.as_deref().map(V::from),
+            "topics" => self.topics.as_ref().map(|topics| {
+                V::from(
+                    topics
+                        .iter()
+                        .map(|topic| V::from(topic.as_str()))
+                        .collect::<Vec<_>>(),
+                )
+            }),
+            "event" => self.event.clone().map(V::from_object),
+            _ => None,
+        }
+    }
+}
+
+impl Object for Fields {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.get(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<minijinja::Value> {
+        self.get(key)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        // Sorted, as a map built from the same fields would list them.
+        let mut names: Vec<&'static str> = PLACEHOLDER_ROOTS
+            .into_iter()
+            .filter(|name| self.get(name).is_some())
+            .collect();
+        names.sort_unstable();
+        Enumerator::Values(names.into_iter().map(minijinja::Value::from).collect())
+    }
+}
+
+impl JsonObject {
+    /// The member `key`, unless it is absent or null.
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|value| !value.is_null())
+    }
+}
+
+impl Object for JsonObject {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<minijinja::Value> {
+        self.get(key).map(to_template_value)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        // Sorted whatever order the map keeps, as minijinja's own maps are.
+        let mut keys: Vec<&String> = self
+            .0
+            .iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, _)| key)
+            .collect();
+        keys.sort_unstable();
+        Enumerator::Values(
+            keys.into_iter()
+                .map(|key| minijinja::Value::from(key.as_str()))
+                .collect(),
+        )
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.0.values().filter(|value| !value.is_null()).count())
+    }
+}
+
+/// A JSON value (not null) as a template value; nested objects lose their null members.
+fn to_template_value(value: &Value) -> minijinja::Value {
+    match value {
+        Value::String(text) => minijinja::Value::from(text.as_str()),
+        Value::Bool(flag) => minijinja::Value::from(*flag),
+        // The same integer or float types the serde conversion gives.
+        Value::Number(number) => match (number.as_u64(), number.as_i64(), number.as_f64()) {
+            (Some(unsigned), _, _) => minijinja::Value::from(unsigned),
+            (None, Some(signed), _) => minijinja::Value::from(signed),
+            (None, None, Some(float)) => minijinja::Value::from(float),
+            (None, None, None) => minijinja::Value::from_serialize(number),
+        },
+        nested => minijinja::Value::from_serialize(strip_nested_nulls(nested)),
     }
 }
 

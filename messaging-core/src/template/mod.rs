@@ -36,6 +36,7 @@ mod calls;
 mod compiled;
 mod context;
 mod error;
+mod simple;
 #[cfg(test)]
 mod tests;
 

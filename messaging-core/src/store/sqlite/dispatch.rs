@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
 
 use super::connection::db_error;
-use super::outbox::MessageWriter;
+use super::outbox::{MessageWriter, RunKey, id_from_key, key};
 use super::receipts::{accept, opt_out_if_unsubscribed};
 use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
 use crate::domain::{
@@ -27,9 +28,9 @@ use crate::store::{
 const RELEASED: &str = "('queued', 'sending', 'sent', 'delivered', 'read')";
 
 /// Campaign states whose messages are sent (an event-triggered campaign sends while it
-/// listens, `scheduled` or `running`).
-const SENDING_CAMPAIGN: &str =
-    "(SELECT id FROM campaigns WHERE status IN ('scheduled', 'running'))";
+/// listens, `scheduled` or `running`), as the keys messages hold (see `outbox::key`).
+const SENDING_CAMPAIGN: &str = "(SELECT unhex(replace(id, '-', '')) FROM campaigns \
+     WHERE status IN ('scheduled', 'running'))";
 
 fn due_message_sql() -> String {
     format!(
@@ -46,8 +47,8 @@ fn due_message_sql() -> String {
 }
 
 fn due_message_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DueMessage, StoreError>> {
-    let id: String = row.get(0)?;
-    let campaign_id: Option<String> = row.get(1)?;
+    let id: Vec<u8> = row.get(0)?;
+    let campaign_id: Option<Vec<u8>> = row.get(1)?;
     let phone: String = row.get(2)?;
     let variables: Option<String> = row.get(5)?;
     let status: String = row.get(6)?;
@@ -73,11 +74,10 @@ fn due_message_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DueMessage, St
             }),
         };
         Ok(DueMessage {
-            id: id.parse().map_err(corrupt)?,
+            id: MessageId(id_from_key(&id)?),
             campaign_id: campaign_id
-                .map(|c| c.parse())
-                .transpose()
-                .map_err(corrupt)?,
+                .map(|c| id_from_key(&c).map(CampaignId))
+                .transpose()?,
             phone: PhoneNumber::parse(&phone).map_err(corrupt)?,
             body,
             content_sid,
@@ -95,17 +95,37 @@ fn due_message_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DueMessage, St
     })())
 }
 
+/// The unleased messages of one campaign (`campaign`: the condition that picks it) due at `?1`,
+/// earliest first, at most `?4`. The index on (campaign, status, due time) holds them in one
+/// range per unsent status, each in due order: the ranges are merged rather than the query
+/// naming all three statuses at once, which would sort every due message to take a few.
+fn due_sql(campaign: &str) -> String {
+    let range = |status: &str| {
+        format!(
+            "SELECT id, due_at FROM messages
+             WHERE {campaign} AND status = '{status}' AND due_at <= ?1
+                 AND (lease_until IS NULL OR lease_until <= ?1)"
+        )
+    };
+    format!(
+        "{} UNION ALL {} UNION ALL {} ORDER BY due_at LIMIT ?4",
+        range("pending"),
+        range("queued"),
+        range("deferred")
+    )
+}
+
 /// Reads claimed messages with what the policies need about their recipients.
 fn read_due(
     conn: &Connection,
-    ids: &[String],
+    ids: &[MessageId],
     now: DateTime<Utc>,
 ) -> Result<Vec<DueMessage>, StoreError> {
     let mut stmt = conn.prepare_cached(&due_message_sql()).map_err(db_error)?;
     let since = millis(now - Duration::hours(24));
     ids.iter()
         .map(|id| {
-            stmt.query_row(params![id, since], due_message_from_row)
+            stmt.query_row(params![key(id.0), since], due_message_from_row)
                 .map_err(db_error)?
         })
         .collect()
@@ -114,7 +134,7 @@ fn read_due(
 /// Appends to a message's log: a status change (`decision` `None`) or a decision.
 fn log(
     conn: &Connection,
-    id: &str,
+    id: MessageId,
     at: i64,
     status: MessageStatus,
     decision: Option<&AuditDecision>,
@@ -124,7 +144,7 @@ fn log(
     )
     .and_then(|mut s| {
         s.execute(params![
-            id,
+            key(id.0),
             at,
             status.as_str(),
             decision.map(|d| d.step.as_str()),
@@ -138,7 +158,7 @@ fn log(
 /// Logs a decision, and the status change it made when the status changed.
 fn log_decision(
     conn: &Connection,
-    id: &str,
+    id: MessageId,
     before: MessageStatus,
     after: MessageStatus,
     decision: &AuditDecision,
@@ -151,10 +171,16 @@ fn log_decision(
 }
 
 /// The current status and phone of a message.
-fn current(conn: &Connection, id: &str) -> Result<Option<(MessageStatus, String)>, StoreError> {
+fn current(
+    conn: &Connection,
+    id: MessageId,
+) -> Result<Option<(MessageStatus, String)>, StoreError> {
     let row: Option<(String, String)> = conn
         .prepare_cached("SELECT status, phone FROM messages WHERE id = ?")
-        .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([key(id.0)], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(db_error)?;
     row.map(|(status, phone)| {
         MessageStatus::parse(&status)
@@ -166,7 +192,7 @@ fn current(conn: &Connection, id: &str) -> Result<Option<(MessageStatus, String)
 
 fn record_decision(
     conn: &Connection,
-    id: &str,
+    id: MessageId,
     disposition: &Disposition,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -191,19 +217,19 @@ fn record_decision(
         Disposition::Skip(_) => conn.execute(
             "UPDATE messages SET status = 'skipped', lease_until = NULL, updated_at = ?
              WHERE id = ?",
-            params![now, id],
+            params![now, key(id.0)],
         ),
         Disposition::Defer { until, .. } => conn.execute(
             "UPDATE messages SET status = 'deferred', due_at = ?, lease_until = NULL,
                  updated_at = ?
              WHERE id = ?",
-            params![millis(*until), now, id],
+            params![millis(*until), now, key(id.0)],
         ),
         Disposition::Queue { sent_as, .. } => conn.execute(
             "UPDATE messages SET status = 'queued', sent_as = ?,
                  dispatched_at = COALESCE(dispatched_at, ?), updated_at = ?
              WHERE id = ?",
-            params![sent_as.as_str(), now, now, id],
+            params![sent_as.as_str(), now, now, key(id.0)],
         ),
     }
     .map_err(db_error)?;
@@ -212,7 +238,7 @@ fn record_decision(
 
 fn record_outcome(
     conn: &Connection,
-    id: &str,
+    id: MessageId,
     outcome: &SendOutcome,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -233,7 +259,7 @@ fn record_outcome(
                 "UPDATE messages SET status = 'queued', due_at = ?, lease_until = NULL,
                      updated_at = ?
                  WHERE id = ?",
-                params![millis(*at), now, id],
+                params![millis(*at), now, key(id.0)],
             )
             .map_err(db_error)?;
             log_decision(
@@ -252,7 +278,7 @@ fn record_outcome(
                 "UPDATE messages SET status = 'failed', error_code = ?, lease_until = NULL,
                      updated_at = ?
                  WHERE id = ?",
-                params![error_code, now, id],
+                params![error_code, now, key(id.0)],
             )
             .map_err(db_error)?;
             opt_out_if_unsubscribed(conn, error_code.as_deref(), &phone, now)?;
@@ -267,7 +293,7 @@ fn record_outcome(
         SendOutcome::Unresolved { check_at, decision } => {
             conn.execute(
                 "UPDATE messages SET lease_until = ?, updated_at = ? WHERE id = ?",
-                params![millis(*check_at), now, id],
+                params![millis(*check_at), now, key(id.0)],
             )
             .map_err(db_error)?;
             log(
@@ -297,24 +323,18 @@ impl DispatchStore for SqliteStore {
                 let (at, lease) = (millis(now), millis(lease_until));
                 let mut ids = Vec::new();
                 for request in requests {
-                    // The same condition as the partial index, word for word, so it is used.
-                    let due = "status IN ('pending', 'queued', 'deferred') AND due_at <= ?1
-                        AND (lease_until IS NULL OR lease_until <= ?1)";
                     let sql = match request.campaign_id {
                         Some(_) => format!(
                             "UPDATE messages SET lease_until = ?2 WHERE id IN (
-                                 SELECT id FROM messages
-                                 WHERE campaign_id = ?3 AND {due}
-                                     AND campaign_id IN {SENDING_CAMPAIGN}
-                                 ORDER BY due_at LIMIT ?4)
-                             RETURNING id"
+                                 SELECT id FROM ({}) WHERE ?3 IN {SENDING_CAMPAIGN})
+                             RETURNING id",
+                            due_sql("campaign_id = ?3")
                         ),
                         None => format!(
                             "UPDATE messages SET lease_until = ?2 WHERE id IN (
-                                 SELECT id FROM messages
-                                 WHERE campaign_id IS NULL AND ?3 IS NULL AND {due}
-                                 ORDER BY due_at LIMIT ?4)
-                             RETURNING id"
+                                 SELECT id FROM ({}))
+                             RETURNING id",
+                            due_sql("campaign_id IS NULL AND ?3 IS NULL")
                         ),
                     };
                     let mut stmt = tx.prepare_cached(&sql).map_err(db_error)?;
@@ -323,14 +343,14 @@ impl DispatchStore for SqliteStore {
                             params![
                                 at,
                                 lease,
-                                request.campaign_id.map(|c| c.to_string()),
+                                request.campaign_id.map(|c| key(c.0)),
                                 request.limit
                             ],
-                            |r| r.get::<_, String>(0),
+                            |r| r.get::<_, [u8; 16]>(0),
                         )
                         .map_err(db_error)?;
                     for id in claimed {
-                        ids.push(id.map_err(db_error)?);
+                        ids.push(MessageId(Uuid::from_bytes(id.map_err(db_error)?)));
                     }
                 }
                 let messages = read_due(&tx, &ids, now)?;
@@ -349,7 +369,7 @@ impl DispatchStore for SqliteStore {
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
                 for (id, disposition) in &decisions {
-                    record_decision(&tx, &id.to_string(), disposition, millis(now))?;
+                    record_decision(&tx, *id, disposition, millis(now))?;
                 }
                 tx.commit().map_err(db_error)
             })
@@ -383,12 +403,15 @@ impl DispatchStore for SqliteStore {
                         )
                         .map_err(db_error)?;
                     for id in ids {
-                        let key = id.to_string();
-                        if mark.execute(params![lease, at, key]).map_err(db_error)? == 1 {
-                            log(&tx, &key, at, MessageStatus::Sending, None)?;
+                        if mark
+                            .execute(params![lease, at, key(id.0)])
+                            .map_err(db_error)?
+                            == 1
+                        {
+                            log(&tx, id, at, MessageStatus::Sending, None)?;
                             marked.push(id);
                         } else {
-                            release.execute([key]).map_err(db_error)?;
+                            release.execute([key(id.0)]).map_err(db_error)?;
                         }
                     }
                 }
@@ -407,7 +430,7 @@ impl DispatchStore for SqliteStore {
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
                 for (id, outcome) in &outcomes {
-                    record_outcome(&tx, &id.to_string(), outcome, millis(now))?;
+                    record_outcome(&tx, *id, outcome, millis(now))?;
                 }
                 tx.commit().map_err(db_error)
             })
@@ -434,7 +457,8 @@ impl DispatchStore for SqliteStore {
                     )
                     .and_then(|mut s| {
                         s.query_map(params![millis(lease_until), millis(now), limit], |r| {
-                            r.get::<_, String>(0)
+                            r.get::<_, [u8; 16]>(0)
+                                .map(|id| MessageId(Uuid::from_bytes(id)))
                         })?
                         .collect::<rusqlite::Result<Vec<_>>>()
                     })
@@ -447,7 +471,7 @@ impl DispatchStore for SqliteStore {
                             "SELECT MAX(at) FROM message_log
                              WHERE message_id = ? AND status = 'sending' AND step IS NULL",
                         )
-                        .and_then(|mut s| s.query_row([message.id.to_string()], |r| r.get(0)))
+                        .and_then(|mut s| s.query_row([key(message.id.0)], |r| r.get(0)))
                         .map_err(db_error)?;
                     unresolved.push(UnresolvedSend {
                         sending_since: since.map_or(now, from_millis),
@@ -498,11 +522,14 @@ impl DispatchStore for SqliteStore {
                          RETURNING id",
                     )
                     .and_then(|mut s| {
-                        s.query_map(params![at, campaign.to_string()], |r| r.get::<_, String>(0))?
-                            .collect::<rusqlite::Result<Vec<_>>>()
+                        s.query_map(params![at, key(campaign.0)], |r| {
+                            r.get::<_, [u8; 16]>(0)
+                                .map(|id| MessageId(Uuid::from_bytes(id)))
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()
                     })
                     .map_err(db_error)?;
-                for id in &ids {
+                for &id in &ids {
                     log(&tx, id, at, MessageStatus::Skipped, None)?;
                     log(&tx, id, at, MessageStatus::Skipped, Some(&decision))?;
                 }
@@ -523,7 +550,7 @@ impl DispatchStore for SqliteStore {
                          AND status = 'sending' AND provider_sid IS NULL",
                 )
                 .and_then(|mut s| {
-                    s.query_map([campaign.to_string()], |r| r.get::<_, i64>(0))?
+                    s.query_map([key(campaign.0)], |r| r.get::<_, i64>(0))?
                         .sum::<rusqlite::Result<i64>>()
                 })
                 .map(|n| n as u64)
@@ -544,8 +571,7 @@ impl DispatchStore for SqliteStore {
                 MessageWriter::new(&tx)?.write(
                     &entry,
                     variables.as_deref(),
-                    None,
-                    None,
+                    RunKey::default(),
                     millis(now),
                 )?;
                 tx.commit().map_err(db_error)

@@ -1,7 +1,7 @@
 //! Versioned schema migrations, kept in code. `PRAGMA user_version` records how many have been
 //! applied; each pending one runs in its own transaction, so a failed upgrade changes nothing.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::connection::db_error;
 use crate::store::StoreError;
@@ -179,6 +179,83 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_unresolved ON messages (lease_until) WHERE status = 'sending';
     CREATE INDEX messages_conversations ON messages (dispatched_at) WHERE sent_as = 'template';
     "#,
+    // 7: a compact outbox. A fan-out writes one message row, and an entry in each index, per
+    // recipient, so their size and number set its pace: ids are stored as their 16 bytes
+    // rather than 36 characters of text, a message names its run by the run's integer key,
+    // provider SIDs are unique where set instead of indexing every message still without one,
+    // and one index on (campaign, status, due time) serves both claiming due messages and
+    // counting a campaign's messages by status. The tables are rebuilt (foreign keys are
+    // checked once the migration is done, see `apply`).
+    r#"
+    CREATE TABLE campaign_runs_new (
+        seq         INTEGER PRIMARY KEY,
+        id          TEXT NOT NULL UNIQUE,
+        campaign_id TEXT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+        trigger_key TEXT NOT NULL,
+        event_id    TEXT,
+        recipients  INTEGER,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (campaign_id, trigger_key)
+    );
+    INSERT INTO campaign_runs_new (id, campaign_id, trigger_key, event_id, recipients, created_at)
+        SELECT id, campaign_id, trigger_key, event_id, recipients, created_at
+        FROM campaign_runs ORDER BY rowid;
+
+    CREATE TABLE messages_new (
+        id                BLOB PRIMARY KEY NOT NULL,
+        campaign_id       BLOB,
+        run_seq           INTEGER REFERENCES campaign_runs (seq) ON DELETE CASCADE,
+        phone             TEXT NOT NULL,
+        body              TEXT NOT NULL,
+        content_sid       TEXT,
+        content_variables TEXT,
+        status            TEXT NOT NULL,
+        provider_sid      TEXT,
+        error_code        TEXT,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        due_at            INTEGER NOT NULL,
+        lease_until       INTEGER,
+        created_at        INTEGER NOT NULL,
+        updated_at        INTEGER NOT NULL,
+        sent_as           TEXT,
+        dispatched_at     INTEGER,
+        UNIQUE (run_seq, phone)
+    );
+    INSERT INTO messages_new (id, campaign_id, run_seq, phone, body, content_sid,
+            content_variables, status, provider_sid, error_code, attempts, due_at, lease_until,
+            created_at, updated_at, sent_as, dispatched_at)
+        SELECT unhex(replace(m.id, '-', '')), unhex(replace(m.campaign_id, '-', '')), r.seq,
+            m.phone, m.body, m.content_sid, m.content_variables, m.status, m.provider_sid,
+            m.error_code, m.attempts, m.due_at, m.lease_until, m.created_at, m.updated_at,
+            m.sent_as, m.dispatched_at
+        FROM messages m LEFT JOIN campaign_runs_new r ON r.id = m.run_id ORDER BY m.rowid;
+
+    CREATE TABLE message_log_new (
+        message_id BLOB NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        at         INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        step       TEXT,
+        reason     TEXT
+    );
+    INSERT INTO message_log_new (message_id, at, status, step, reason)
+        SELECT unhex(replace(message_id, '-', '')), at, status, step, reason
+        FROM message_log ORDER BY rowid;
+
+    DROP TABLE message_log;
+    DROP TABLE messages;
+    DROP TABLE campaign_runs;
+    ALTER TABLE campaign_runs_new RENAME TO campaign_runs;
+    ALTER TABLE messages_new RENAME TO messages;
+    ALTER TABLE message_log_new RENAME TO message_log;
+
+    CREATE UNIQUE INDEX messages_by_provider_sid ON messages (provider_sid)
+        WHERE provider_sid IS NOT NULL;
+    CREATE INDEX messages_by_campaign ON messages (campaign_id, status, due_at);
+    CREATE INDEX messages_by_phone ON messages (phone, id);
+    CREATE INDEX messages_unresolved ON messages (lease_until) WHERE status = 'sending';
+    CREATE INDEX messages_conversations ON messages (dispatched_at) WHERE sent_as = 'template';
+    CREATE INDEX message_log_by_message ON message_log (message_id, at);
+    "#,
 ];
 
 /// How many migrations this build knows.
@@ -188,6 +265,22 @@ pub(crate) const LATEST: usize = MIGRATIONS.len();
 /// transaction that re-reads the version first, so two processes opening a new file at once
 /// apply each migration once.
 pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    // A migration that rebuilds a table drops the old one, and with foreign keys enforced
+    // that drop would first delete every row referring to it (`ON DELETE CASCADE`). So they
+    // are off while migrations run (the pragma cannot change inside a transaction), and each
+    // migration checks them as a whole before it commits.
+    let enforced: bool = conn
+        .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+        .map_err(db_error)?;
+    conn.pragma_update(None, "foreign_keys", false)
+        .map_err(db_error)?;
+    let applied = apply_pending(conn);
+    conn.pragma_update(None, "foreign_keys", enforced)
+        .map_err(db_error)?;
+    applied
+}
+
+fn apply_pending(conn: &mut Connection) -> Result<(), StoreError> {
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -205,6 +298,16 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
             return Ok(());
         };
         tx.execute_batch(sql).map_err(db_error)?;
+        let dangling: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+            .optional()
+            .map_err(db_error)?;
+        if let Some(table) = dangling {
+            return Err(StoreError::Database(format!(
+                "migration {} would leave rows of {table} referring to nothing",
+                applied + 1
+            )));
+        }
         tx.pragma_update(None, "user_version", (applied + 1) as i64)
             .map_err(db_error)?;
         tx.commit().map_err(db_error)?;
@@ -225,6 +328,121 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version as usize, LATEST);
+    }
+
+    /// A database at schema 6 with one campaign run, a message of it with its log, and a
+    /// reply (no campaign, no run) that the provider accepted.
+    fn database_at_version_6() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", true).unwrap();
+        for sql in &MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO templates (id, name, content, channel, placeholders, created_at,
+                 updated_at) VALUES ('t', 't', 'Hi', 'whatsapp', '[]', 0, 0);
+             INSERT INTO campaigns (id, name, template_id, trigger, status, created_at,
+                 updated_at)
+                 VALUES ('0190b5a6-0000-7000-8000-00000000000c', 'c', 't', 'manual', 'running',
+                         0, 0);
+             INSERT INTO campaign_runs (id, campaign_id, trigger_key, created_at)
+                 VALUES ('0190b5a6-0000-7000-8000-0000000000a1',
+                         '0190b5a6-0000-7000-8000-00000000000c', 'launch', 0);
+             INSERT INTO messages (id, campaign_id, run_id, phone, body, status, due_at,
+                 created_at, updated_at)
+                 VALUES ('0190b5a6-0000-7000-8000-000000000001',
+                         '0190b5a6-0000-7000-8000-00000000000c',
+                         '0190b5a6-0000-7000-8000-0000000000a1',
+                         '+94771234501', 'Hi', 'skipped', 0, 0, 0);
+             INSERT INTO message_log (message_id, at, status, step, reason)
+                 VALUES ('0190b5a6-0000-7000-8000-000000000001', 1, 'skipped', 'consent',
+                         'opted out');
+             INSERT INTO messages (id, phone, body, status, provider_sid, due_at, created_at,
+                 updated_at)
+                 VALUES ('0190b5a6-0000-7000-8000-000000000002', '+94771234502', 'Yes',
+                         'sent', 'SM1', 0, 0, 0);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn the_compact_outbox_keeps_every_message_its_log_and_its_run() {
+        let mut conn = database_at_version_6();
+        apply(&mut conn).unwrap();
+        let message: (String, String, String, String) = conn
+            .query_row(
+                "SELECT lower(hex(m.id)), lower(hex(m.campaign_id)), r.id, m.phone
+                 FROM messages m JOIN campaign_runs r ON r.seq = m.run_seq",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            message,
+            (
+                "0190b5a6000070008000000000000001".into(),
+                "0190b5a600007000800000000000000c".into(),
+                "0190b5a6-0000-7000-8000-0000000000a1".into(),
+                "+94771234501".into()
+            )
+        );
+        let reason: String = conn
+            .query_row(
+                "SELECT reason FROM message_log
+                 WHERE message_id = X'0190b5a6000070008000000000000001'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(reason, "opted out");
+        let reply: (Option<i64>, String) = conn
+            .query_row(
+                "SELECT run_seq, phone FROM messages WHERE provider_sid = 'SM1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(reply, (None, "+94771234502".into()));
+        let enforced: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(enforced, "foreign keys are enforced again after migrating");
+    }
+
+    #[test]
+    fn deleting_a_campaign_still_deletes_its_runs_messages_and_their_log() {
+        let mut conn = database_at_version_6();
+        apply(&mut conn).unwrap();
+        conn.execute("DELETE FROM campaigns", []).unwrap();
+        let left: (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT COUNT(*) FROM campaign_runs), (SELECT COUNT(*) FROM messages),
+                     (SELECT COUNT(*) FROM message_log)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            left,
+            (0, 1, 0),
+            "only the reply, which belongs to no run, is left"
+        );
+    }
+
+    #[test]
+    fn provider_sids_stay_unique_where_set() {
+        let mut conn = database_at_version_6();
+        apply(&mut conn).unwrap();
+        let duplicate = conn.execute(
+            "UPDATE messages SET provider_sid = 'SM1' WHERE provider_sid IS NULL",
+            [],
+        );
+        assert!(
+            duplicate.is_err(),
+            "a second message with SID SM1 is refused"
+        );
     }
 
     #[test]

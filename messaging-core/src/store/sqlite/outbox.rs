@@ -1,13 +1,21 @@
 //! The outbox in SQLite: campaign runs, one message row per recipient and run (a unique key,
 //! so a repeated fan-out adds nothing), and each message's log of status changes and
 //! decisions.
+//!
+//! A message's id and its campaign's are stored as their 16 bytes ([`key`]), and a message
+//! names its run by the run's integer `seq`: a fan-out writes a row, and an entry in each
+//! index, per recipient, and ids as 36 characters of text made up most of their size.
+
+mod writer;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Row, params, types::Value as SqlValue};
+use uuid::Uuid;
 
+pub(super) use self::writer::{MessageWriter, RunKey};
 use super::connection::db_error;
-use super::users::list_newest_first;
+use super::users::query_page;
 use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
 use crate::domain::{
     AuditDecision, CampaignId, EventId, Message, MessageId, MessageStatus, PhoneNumber, RunId,
@@ -17,16 +25,28 @@ use crate::store::{
     CampaignRun, MessageQuery, OutboxEntry, OutboxStore, Page, PageRequest, StoreError,
 };
 
-const MESSAGE_COLUMNS: &str = "id, campaign_id, run_id, phone, body, status, provider_sid, \
-     error_code, attempts, created_at, updated_at";
+/// The columns [`message_from_row`] reads, from `messages m`.
+const MESSAGE_COLUMNS: &str = "m.id, m.campaign_id, \
+     (SELECT r.id FROM campaign_runs r WHERE r.seq = m.run_seq), m.phone, m.body, m.status, \
+     m.provider_sid, m.error_code, m.attempts, m.created_at, m.updated_at";
+
+/// An id as the outbox stores it (a message's, or the campaign of a message): its 16 bytes.
+pub(super) fn key(id: Uuid) -> [u8; 16] {
+    id.into_bytes()
+}
+
+/// Reads an id stored as its [`key`].
+pub(super) fn id_from_key(bytes: &[u8]) -> Result<Uuid, StoreError> {
+    Uuid::from_slice(bytes).map_err(corrupt)
+}
 
 fn status_of(text: &str) -> Result<MessageStatus, StoreError> {
     MessageStatus::parse(text).ok_or_else(|| corrupt(format!("unknown message status {text:?}")))
 }
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Message, StoreError>> {
-    let id: String = row.get(0)?;
-    let campaign_id: Option<String> = row.get(1)?;
+    let id: Vec<u8> = row.get(0)?;
+    let campaign_id: Option<Vec<u8>> = row.get(1)?;
     let run_id: Option<String> = row.get(2)?;
     let phone: String = row.get(3)?;
     let body: String = row.get(4)?;
@@ -37,11 +57,10 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Message, StoreErro
     let (created_at, updated_at): (i64, i64) = (row.get(9)?, row.get(10)?);
     Ok((|| {
         Ok(Message {
-            id: id.parse().map_err(corrupt)?,
+            id: MessageId(id_from_key(&id)?),
             campaign_id: campaign_id
-                .map(|c| c.parse())
-                .transpose()
-                .map_err(corrupt)?,
+                .map(|c| id_from_key(&c).map(CampaignId))
+                .transpose()?,
             run_id: run_id.map(|r| r.parse()).transpose().map_err(corrupt)?,
             user: PhoneNumber::parse(&phone).map_err(corrupt)?,
             body,
@@ -74,76 +93,6 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Result<CampaignRun, StoreErro
             created_at: from_millis(created_at),
         })
     })())
-}
-
-/// Writes outbox messages with statements prepared once per transaction.
-pub(super) struct MessageWriter<'c> {
-    insert: rusqlite::CachedStatement<'c>,
-    log: rusqlite::CachedStatement<'c>,
-}
-
-impl<'c> MessageWriter<'c> {
-    pub(super) fn new(conn: &'c rusqlite::Connection) -> Result<Self, StoreError> {
-        Ok(Self {
-            insert: conn
-                .prepare_cached(
-                    "INSERT INTO messages (id, campaign_id, run_id, phone, body, content_sid,
-                         content_variables, status, due_at, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?9)
-                     ON CONFLICT (run_id, phone) DO NOTHING",
-                )
-                .map_err(db_error)?,
-            log: conn
-                .prepare_cached(
-                    "INSERT INTO message_log (message_id, at, status, step, reason)
-                     VALUES (?, ?, ?, ?, ?)",
-                )
-                .map_err(db_error)?,
-        })
-    }
-
-    /// Writes one message due at `now` (with its decision, if one was taken at once);
-    /// `false` when the run already has a message for the recipient.
-    pub(super) fn write(
-        &mut self,
-        entry: &OutboxEntry,
-        variables: Option<&str>,
-        campaign_id: Option<&str>,
-        run_id: Option<&str>,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let id = entry.id.to_string();
-        let added = self
-            .insert
-            .execute(params![
-                id,
-                campaign_id,
-                run_id,
-                entry.phone.as_str(),
-                entry.body,
-                entry.content_sid,
-                variables,
-                entry.status.as_str(),
-                now,
-            ])
-            .map_err(db_error)?;
-        if added == 0 {
-            return Ok(false);
-        }
-        if let Some(decision) = &entry.decision {
-            // Every message enters as pending; a decision taken at once moves it on, and the
-            // log keeps both the move and its reason.
-            let at = millis(decision.at);
-            let outcome = decision.outcome.as_str();
-            self.log
-                .execute(params![id, at, outcome, None::<String>, None::<String>])
-                .map_err(db_error)?;
-            self.log
-                .execute(params![id, at, outcome, decision.step, decision.reason])
-                .map_err(db_error)?;
-        }
-        Ok(true)
-    }
 }
 
 #[async_trait]
@@ -188,8 +137,8 @@ impl OutboxStore for SqliteStore {
         entries: Vec<OutboxEntry>,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        let (run_id, campaign_id) = (run.id.to_string(), run.campaign_id.to_string());
-        let rows = entries
+        let (run_id, campaign) = (run.id.to_string(), key(run.campaign_id.0));
+        let messages = entries
             .into_iter()
             .map(|e| {
                 let variables = e.content_variables.as_ref().map(to_json_text).transpose()?;
@@ -198,22 +147,16 @@ impl OutboxStore for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.db
             .write(move |conn| {
-                let now = millis(now);
                 let tx = conn.transaction().map_err(db_error)?;
-                let mut written = 0;
-                {
-                    let mut writer = MessageWriter::new(&tx)?;
-                    for (entry, variables) in &rows {
-                        let added = writer.write(
-                            entry,
-                            variables.as_deref(),
-                            Some(&campaign_id),
-                            Some(&run_id),
-                            now,
-                        )?;
-                        written += u64::from(added);
-                    }
-                }
+                let seq: i64 = tx
+                    .prepare_cached("SELECT seq FROM campaign_runs WHERE id = ?")
+                    .and_then(|mut s| s.query_row([&run_id], |r| r.get(0)))
+                    .map_err(db_error)?;
+                let run = RunKey {
+                    campaign: Some(campaign),
+                    run: Some(seq),
+                };
+                let written = MessageWriter::new(&tx)?.write_all(&messages, run, millis(now))?;
                 tx.commit().map_err(db_error)?;
                 Ok(written)
             })
@@ -242,8 +185,9 @@ impl OutboxStore for SqliteStore {
             .write(move |conn| {
                 conn.query_row(
                     "UPDATE campaign_runs
-                     SET recipients = (SELECT COUNT(*) FROM messages WHERE run_id = ?1)
-                     WHERE id = ?1 RETURNING recipients",
+                     SET recipients = (SELECT COUNT(*) FROM messages
+                                       WHERE run_seq = campaign_runs.seq)
+                     WHERE id = ? RETURNING recipients",
                     [run.to_string()],
                     |row| row.get::<_, i64>(0),
                 )
@@ -256,10 +200,10 @@ impl OutboxStore for SqliteStore {
     async fn get_message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {
         self.db
             .read(move |conn| {
-                let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?");
+                let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?");
                 let Some(mut message) = conn
                     .prepare_cached(&sql)
-                    .and_then(|mut s| s.query_row([id.to_string()], message_from_row).optional())
+                    .and_then(|mut s| s.query_row([key(id.0)], message_from_row).optional())
                     .map_err(db_error)?
                     .transpose()?
                 else {
@@ -272,7 +216,7 @@ impl OutboxStore for SqliteStore {
                     )
                     .map_err(db_error)?;
                 let rows = stmt
-                    .query_map([id.to_string()], |row| {
+                    .query_map([key(id.0)], |row| {
                         Ok((
                             row.get::<_, i64>(0)?,
                             row.get::<_, String>(1)?,
@@ -310,23 +254,175 @@ impl OutboxStore for SqliteStore {
         page: &PageRequest,
     ) -> Result<Page<Message>, StoreError> {
         let (query, page) = (query.clone(), page.clone());
+        // Newest first by the time-ordered id; the cursor is the id of the last message seen.
+        let before = page
+            .cursor
+            .as_deref()
+            .map(|cursor| {
+                cursor
+                    .parse::<MessageId>()
+                    .map_err(|_| StoreError::InvalidCursor(cursor.to_owned()))
+            })
+            .transpose()?;
         self.db
             .read(move |conn| {
                 let mut filters = Vec::new();
                 if let Some(campaign) = query.campaign_id {
-                    filters.push(("campaign_id = ?", SqlValue::Text(campaign.to_string())));
+                    filters.push(("m.campaign_id = ?", blob(key(campaign.0))));
                 }
                 if let Some(user) = &query.user {
-                    filters.push(("phone = ?", SqlValue::Text(user.to_string())));
+                    filters.push(("m.phone = ?", SqlValue::Text(user.to_string())));
                 }
                 if let Some(status) = query.status {
-                    filters.push(("status = ?", SqlValue::Text(status.as_str().into())));
+                    filters.push(("m.status = ?", SqlValue::Text(status.as_str().into())));
                 }
-                let select = format!("SELECT {MESSAGE_COLUMNS} FROM messages");
-                list_newest_first(conn, &select, filters, &page, message_from_row, |m| {
-                    m.id.to_string()
-                })
+                if let Some(before) = before {
+                    filters.push(("m.id < ?", blob(key(before.0))));
+                }
+                let (conditions, params): (Vec<&str>, Vec<SqlValue>) = filters.into_iter().unzip();
+                query_page(
+                    conn,
+                    &format!("SELECT {MESSAGE_COLUMNS} FROM messages m"),
+                    conditions.into_iter().map(str::to_owned).collect(),
+                    params,
+                    "m.id DESC",
+                    &page,
+                    message_from_row,
+                    |m| m.id.to_string(),
+                )
             })
             .await
+    }
+}
+
+/// A [`key`] as a query parameter.
+fn blob(key: [u8; 16]) -> SqlValue {
+    SqlValue::Blob(key.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+
+    fn at(second: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + second, 0).unwrap()
+    }
+
+    /// A store with one running campaign and its launch run.
+    async fn store_with_run() -> (SqliteStore, CampaignRun, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("o.db")).await.unwrap();
+        let campaign = CampaignId::new();
+        let id = campaign.to_string();
+        store
+            .db
+            .write(move |conn| {
+                conn.execute_batch(&format!(
+                    "INSERT INTO templates (id, name, content, channel, placeholders, created_at,
+                         updated_at) VALUES ('t', 't', 'Hi', 'whatsapp', '[]', 0, 0);
+                     INSERT INTO campaigns (id, name, template_id, trigger, status, created_at,
+                         updated_at) VALUES ('{id}', 'c', 't', 'manual', 'running', 0, 0);"
+                ))
+                .map_err(db_error)
+            })
+            .await
+            .unwrap();
+        let run = store
+            .open_run(campaign, "launch", None, at(0))
+            .await
+            .unwrap();
+        (store, run, dir)
+    }
+
+    /// `count` messages to `+9477000NNNN`; every tenth skipped by a decision taken at once.
+    fn entries(count: usize) -> Vec<OutboxEntry> {
+        (0..count)
+            .map(|i| {
+                let decision = (i % 10 == 0).then(|| AuditDecision {
+                    step: "consent".into(),
+                    outcome: MessageStatus::Skipped,
+                    reason: "the user has opted out".into(),
+                    at: at(1),
+                });
+                OutboxEntry {
+                    id: MessageId::new(),
+                    phone: PhoneNumber::parse(&format!("+9477000{i:04}")).unwrap(),
+                    body: format!("Hi {i}"),
+                    content_sid: None,
+                    content_variables: None,
+                    status: decision
+                        .as_ref()
+                        .map_or(MessageStatus::Pending, |d| d.outcome),
+                    decision,
+                }
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_many_statements_is_written_once_with_its_decisions() {
+        let (store, run, _dir) = store_with_run().await;
+        let batch = entries(250);
+        assert_eq!(
+            store.enqueue(&run, batch.clone(), at(1)).await.unwrap(),
+            250
+        );
+        // The same recipients again (as a repeated fan-out renders them, with new ids).
+        assert_eq!(store.enqueue(&run, entries(250), at(2)).await.unwrap(), 0);
+        assert_eq!(store.finish_run(run.id).await.unwrap(), 250);
+
+        let skipped = store.get_message(batch[10].id).await.unwrap().unwrap();
+        assert_eq!(skipped.status, MessageStatus::Skipped);
+        assert_eq!(
+            (skipped.campaign_id, skipped.run_id),
+            (Some(run.campaign_id), Some(run.id))
+        );
+        assert_eq!(skipped.decisions[0].reason, "the user has opted out");
+        let history: Vec<_> = skipped.history.iter().map(|h| h.status).collect();
+        assert_eq!(history, [MessageStatus::Pending, MessageStatus::Skipped]);
+        let pending = store.get_message(batch[249].id).await.unwrap().unwrap();
+        assert_eq!(
+            (pending.status, pending.body.as_str()),
+            (MessageStatus::Pending, "Hi 249")
+        );
+        assert!(pending.decisions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn messages_are_listed_newest_first_page_by_page() {
+        let (store, run, _dir) = store_with_run().await;
+        let mut batch = entries(25);
+        batch.sort_by_key(|e| e.id);
+        store.enqueue(&run, batch.clone(), at(1)).await.unwrap();
+        let query = MessageQuery {
+            campaign_id: Some(run.campaign_id),
+            ..MessageQuery::default()
+        };
+        let mut page = PageRequest::first(10);
+        let mut listed = Vec::new();
+        loop {
+            let found = store.list_messages(&query, &page).await.unwrap();
+            listed.extend(found.items.iter().map(|m| m.id));
+            match found.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        let newest_first: Vec<_> = batch.iter().rev().map(|e| e.id).collect();
+        assert_eq!(listed, newest_first);
+
+        let other = MessageQuery {
+            campaign_id: Some(CampaignId::new()),
+            ..MessageQuery::default()
+        };
+        let none = store.list_messages(&other, &PageRequest::first(10)).await;
+        assert!(none.unwrap().items.is_empty());
+        page.cursor = Some("not-an-id".into());
+        assert!(matches!(
+            store.list_messages(&query, &page).await,
+            Err(StoreError::InvalidCursor(_))
+        ));
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::connection::db_error;
+use super::outbox::key;
 use super::{SqliteStore, corrupt, millis, to_json_text};
 use crate::domain::{DeliveryReceipt, MessageId, MessageStatus};
 use crate::store::{ReceiptOutcome, ReceiptStore, StoreError};
@@ -48,7 +49,7 @@ fn apply(
     error_code: Option<&str>,
     at: i64,
 ) -> Result<ReceiptOutcome, StoreError> {
-    let found: Option<(String, String, String)> = conn
+    let found: Option<([u8; 16], String, String)> = conn
         .prepare_cached("SELECT id, status, phone FROM messages WHERE provider_sid = ?")
         .and_then(|mut s| {
             s.query_row([sid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -142,7 +143,7 @@ impl ReceiptStore for SqliteStore {
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
-                let current = accept(&tx, &message.to_string(), &sid, status, millis(now))?;
+                let current = accept(&tx, message, &sid, status, millis(now))?;
                 tx.commit().map_err(db_error)?;
                 Ok(current)
             })
@@ -154,7 +155,7 @@ impl ReceiptStore for SqliteStore {
 /// applies, in arrival order, the receipts parked for that SID; answers where the message is.
 pub(super) fn accept(
     tx: &Connection,
-    id: &str,
+    id: MessageId,
     sid: &str,
     status: MessageStatus,
     now: i64,
@@ -162,7 +163,7 @@ pub(super) fn accept(
     let updated = tx
         .execute(
             "UPDATE messages SET provider_sid = ?, lease_until = NULL, updated_at = ? WHERE id = ?",
-            params![sid, now, id],
+            params![sid, now, key(id.0)],
         )
         .map_err(db_error)?;
     if updated == 0 {
@@ -197,9 +198,11 @@ pub(super) fn accept(
         .map_err(db_error)?;
     }
     let current: String = tx
-        .query_row("SELECT status FROM messages WHERE id = ?", [id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT status FROM messages WHERE id = ?",
+            [key(id.0)],
+            |r| r.get(0),
+        )
         .map_err(db_error)?;
     MessageStatus::parse(&current)
         .ok_or_else(|| corrupt(format!("unknown message status {current:?}")))
@@ -235,7 +238,7 @@ mod tests {
         let store = SqliteStore::open(dir.path().join("r.db")).await.unwrap();
         let id = MessageId::new();
         let phone = PhoneNumber::parse("+14155552671").unwrap();
-        let (id_text, phone_text) = (id.to_string(), phone.to_string());
+        let (id_key, phone_text) = (id.0.simple().to_string(), phone.to_string());
         store
             .db
             .write(move |conn| {
@@ -243,7 +246,7 @@ mod tests {
                     "INSERT INTO users (phone, consent_state, created_at, updated_at)
                          VALUES ('{phone_text}', 'OPT_IN', 0, 0);
                      INSERT INTO messages (id, phone, body, status, due_at, created_at, updated_at)
-                         VALUES ('{id_text}', '{phone_text}', 'hi', 'sending', 0, 0, 0);"
+                         VALUES (X'{id_key}', '{phone_text}', 'hi', 'sending', 0, 0, 0);"
                 ))
                 .map_err(db_error)
             })

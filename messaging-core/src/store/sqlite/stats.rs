@@ -5,6 +5,7 @@ use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::connection::db_error;
+use super::outbox::key;
 use super::{SqliteStore, corrupt};
 use crate::domain::{CampaignId, MessageStatus};
 use crate::store::{MessageCounts, StatsStore, StoreError};
@@ -20,7 +21,7 @@ impl StatsStore for SqliteStore {
                 let (filter, params) = match campaign {
                     Some(id) => (
                         " WHERE campaign_id = ?",
-                        vec![SqlValue::Text(id.to_string())],
+                        vec![SqlValue::Blob(key(id.0).to_vec())],
                     ),
                     None => ("", Vec::new()),
                 };
