@@ -161,3 +161,18 @@ async fn the_api_token_is_required_when_set_and_the_docs_are_open() {
     assert!(ui.text().await.unwrap().contains("swagger"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cursor_that_no_page_gave_is_a_bad_request() {
+    let app = spawn_app().await;
+    let (status, error) = app.get("/api/v1/messages?cursor=%2A%F0%91%B3%8D").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cursor"),
+        "{error}"
+    );
+    app.stop().await;
+}

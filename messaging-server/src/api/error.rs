@@ -137,6 +137,11 @@ impl From<EngineError> for ApiError {
                 serde_json::to_value(&report).ok(),
             )),
             EngineError::Ingest(_) => Self::Invalid(body("invalid_input", message, None)),
+            EngineError::Store(StoreError::InvalidCursor(_)) => Self::BadRequest(body(
+                "bad_request",
+                format!("{message}: pass a next_cursor from an earlier page"),
+                None,
+            )),
             EngineError::Store(StoreError::InUse(_)) => {
                 Self::Conflict(body("in_use", message, None))
             }
