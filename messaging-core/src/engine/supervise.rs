@@ -26,6 +26,12 @@ impl Engine {
     pub async fn supervise_campaigns(&self) -> Result<Supervision, EngineError> {
         let mut done = Supervision::default();
         let now = self.clock.now();
+        let mut campaigns = self.campaigns_in(CampaignStatus::Scheduled).await?;
+        campaigns.extend(self.campaigns_in(CampaignStatus::Running).await?);
+        // Read after the campaigns: a launch opens its run before the campaign runs, so a
+        // campaign seen running has its run in this list until its fan-out has written
+        // everything. (Read before, a launch in between would look finished with nothing to
+        // send, and be completed before its messages were written.)
         let fanning_out: HashSet<_> = self
             .store
             .unfinished_runs()
@@ -33,13 +39,11 @@ impl Engine {
             .into_iter()
             .map(|run| run.campaign_id)
             .collect();
-        for status in [CampaignStatus::Scheduled, CampaignStatus::Running] {
-            for campaign in self.campaigns_in(status).await? {
-                let id = campaign.id;
-                let result = self.supervise(campaign, fanning_out.contains(&id), now, &mut done);
-                if let Err(error) = result.await {
-                    tracing::error!(campaign = %id, %error, "could not supervise a campaign");
-                }
+        for campaign in campaigns {
+            let id = campaign.id;
+            let result = self.supervise(campaign, fanning_out.contains(&id), now, &mut done);
+            if let Err(error) = result.await {
+                tracing::error!(campaign = %id, %error, "could not supervise a campaign");
             }
         }
         Ok(done)
