@@ -253,7 +253,7 @@ impl Engine {
     }
 
     /// Who a run of `campaign` (for `event`, if any) is for.
-    async fn recipients_rule(
+    pub(super) async fn recipients_rule(
         &self,
         campaign: &Campaign,
         event: Option<&TriggerEvent>,

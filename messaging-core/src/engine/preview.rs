@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::domain::{Campaign, CampaignId, PhoneNumber, SendAs, Trigger, TriggerEvent, User};
+use crate::domain::{CampaignId, PhoneNumber, SendAs, Trigger, TriggerEvent, User};
 use crate::orchestrate::policy::{self, Verdict};
 use crate::segment::SegmentRule;
 use crate::store::PageRequest;
@@ -72,7 +72,8 @@ impl Engine {
         let campaign = self.get_campaign(id).await?;
         let template = self.get_template(campaign.template_id).await?;
         let compiled = CompiledTemplate::new(&template)?;
-        let rule = self.standing_audience(&campaign).await?;
+        // Before any event narrows them: the users a launch would write messages for.
+        let rule = self.recipients_rule(&campaign, None).await?;
         let event = match &campaign.trigger {
             Trigger::Manual => None,
             Trigger::Event { event } => self.latest_event(event).await?,
@@ -104,27 +105,6 @@ impl Engine {
             event,
             sample,
         })
-    }
-
-    /// The campaign's recipients before any event narrows them. This mirrors the campaign
-    /// part of the fan-out's recipients rule (`fanout.rs`), so that the preview counts the
-    /// users a launch would write messages for.
-    async fn standing_audience(&self, campaign: &Campaign) -> Result<SegmentRule, EngineError> {
-        let mut parts = Vec::new();
-        if let Some(topic) = &campaign.topic {
-            parts.push(SegmentRule::parse(&json!({ "topic": topic.as_str() }))?);
-        }
-        if let Some(segment) = campaign.segment_id {
-            parts.push(self.get_segment(segment).await?.rule);
-        }
-        let mut parts = parts.into_iter();
-        let Some(mut rule) = parts.next() else {
-            return Ok(SegmentRule::parse(&json!({ "consent": "OPT_IN" }))?);
-        };
-        for part in parts {
-            rule = rule.and(&part);
-        }
-        Ok(rule)
     }
 
     /// The newest recorded event named `trigger_name`, among the latest
