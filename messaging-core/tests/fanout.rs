@@ -123,7 +123,10 @@ async fn every_decision_is_recorded_with_its_reason() {
         match message.user.as_str() {
             "+94771234503" => assert_eq!(
                 (decision.step.as_str(), decision.reason.as_str()),
-                ("consent", "the user has opted out")
+                (
+                    "consent",
+                    "the user has opted out (they opt in again by sending START)"
+                )
             ),
             _ => {
                 assert_eq!(decision.step, "template");
@@ -398,4 +401,96 @@ async fn a_scheduled_campaign_paused_and_resumed_still_sends() {
         messaging_core::domain::CampaignStatus::Running
     );
     assert_eq!(messages(&t, &c).await.len(), 7);
+}
+
+#[tokio::test]
+async fn what_the_campaign_preview_shows_is_what_the_launch_writes() {
+    let t = with_samples().await;
+    for content in [
+        r#"See you at {{ event.venue | default("our next event") }}."#,
+        "{% if event is defined %}{{ event.venue }}{% endif %}",
+        "{% if attributes.plan %}{{ attributes.plan }}{% else %}no plan{% endif %}, {{ name }}",
+    ] {
+        let c = campaign(&t, content, json!({"topic": "DANCE"})).await;
+        let preview = t.engine.preview_campaign(c.id, 100).await.unwrap();
+        t.engine.launch_campaign(c.id).await.unwrap();
+        let query = MessageQuery {
+            campaign_id: Some(c.id),
+            ..MessageQuery::default()
+        };
+        let sent = t
+            .engine
+            .list_messages(&query, &PageRequest::first(100))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(preview.sample.len(), sent.len(), "{content}");
+        for shown in &preview.sample {
+            let message = sent.iter().find(|m| m.user == shown.user).unwrap();
+            let message = t.engine.get_message(message.id).await.unwrap();
+            assert_eq!(
+                shown.body.clone().unwrap_or_default(),
+                message.body,
+                "{content}: {}",
+                shown.user
+            );
+            if message.status == MessageStatus::Skipped {
+                assert_eq!(
+                    shown.skip_reason.as_deref(),
+                    Some(message.decisions[0].reason.as_str()),
+                    "{content}"
+                );
+            } else {
+                // Left to the dispatcher, which may yet skip it for the WhatsApp window (the
+                // preview forecasts that) but not for anything the launch decided.
+                let reason = shown.skip_reason.as_deref().unwrap_or("24-hour window");
+                assert!(reason.contains("24-hour window"), "{content}: {reason}");
+            }
+        }
+    }
+    // The default applies at launch as in the preview, without an event.
+    let c = campaign(
+        &t,
+        r#"See you at {{ event.venue | default("our next event") }}."#,
+        json!({"topic": "DANCE"}),
+    )
+    .await;
+    t.engine.launch_campaign(c.id).await.unwrap();
+    let written = messages(&t, &c).await;
+    assert!(
+        written
+            .iter()
+            .any(|(_, status, body)| *status == MessageStatus::Pending
+                && body == "See you at our next event."),
+        "{written:?}"
+    );
+}
+
+#[tokio::test]
+async fn campaign_stats_say_why_messages_were_skipped() {
+    let t = with_samples().await;
+    let c = campaign(
+        &t,
+        "Hi {{ name }} ({{ attributes.plan }})",
+        json!({"topic": "DANCE"}),
+    )
+    .await;
+    t.engine.launch_campaign(c.id).await.unwrap();
+    let stats = t.engine.stats(Some(c.id)).await.unwrap();
+    let steps: Vec<(&str, u64)> = stats
+        .skipped_by_step
+        .iter()
+        .map(|by| (by.step.as_str(), by.count))
+        .collect();
+    assert_eq!(steps, [("consent", 1), ("template", 1)]);
+    assert!(stats.skipped_by_step[0].reason.contains("START"));
+    assert!(stats.skipped_by_step[1].reason.contains("attributes.plan"));
+    assert!(
+        t.engine
+            .stats(None)
+            .await
+            .unwrap()
+            .skipped_by_step
+            .is_empty()
+    );
 }

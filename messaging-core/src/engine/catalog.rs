@@ -144,13 +144,12 @@ impl Engine {
             }
         };
         let context = context.with_event(input.event.unwrap_or_default());
-        let render_error =
-            |e: template::RenderError| EngineError::invalid("template", e.to_string());
+        let rendered = compiled
+            .render(&context)
+            .map_err(|e| EngineError::invalid("template", e.to_string()))?;
         Ok(TemplatePreview {
-            body: compiled.render_body(&context).map_err(render_error)?,
-            content_variables: compiled
-                .render_content_variables(&context)
-                .map_err(render_error)?,
+            body: rendered.body,
+            content_variables: rendered.content_variables,
         })
     }
 

@@ -24,6 +24,32 @@ pub const DEMO_CAMPAIGN: &str = "Demo: Colombo welcome";
 /// template: with real Twilio credentials, Twilio refuses it (21655).
 const DEMO_CONTENT_SID: &str = "HX00000000000000000000000000000000";
 
+/// The sample files the demo loads from its folder.
+const SAMPLE_FILES: [&str; 3] = ["users.csv", "users.json", "events.jsonl"];
+
+/// Checks that `samples` holds the demo's sample files (`users.csv`, `users.json`,
+/// `events.jsonl`), so a front end can refuse before it creates a database or anything in
+/// one. [`Engine::load_demo`] checks the same first.
+pub fn check_demo_samples(samples: &Path) -> Result<(), EngineError> {
+    let missing: Vec<String> = SAMPLE_FILES
+        .iter()
+        .map(|name| samples.join(name))
+        .filter(|path| !path.is_file())
+        .map(|path| path.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::invalid(
+        "samples",
+        format!(
+            "the demo's sample files are not there: {} (run the demo from the project folder, \
+             or pass --samples DIR)",
+            missing.join(", ")
+        ),
+    ))
+}
+
 /// What loading the demo did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DemoSummary {
@@ -40,6 +66,7 @@ impl Engine {
     /// Loads the demo from the sample files in `samples` (`users.csv`, `users.json`,
     /// `events.jsonl`) and launches its manual campaign (see the module docs).
     pub async fn load_demo(&self, samples: &Path) -> Result<DemoSummary, EngineError> {
+        check_demo_samples(samples)?;
         let open = |name: &str| {
             File::open(samples.join(name)).map_err(|e| {
                 EngineError::invalid(

@@ -9,6 +9,7 @@
 
 mod ids;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -16,13 +17,13 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::domain::{
-    Campaign, CampaignCommand, CampaignId, CampaignStatus, Message, MessageId, MessageStatus,
-    Trigger, TriggerEvent, User,
+    AuditDecision, Campaign, CampaignCommand, CampaignId, CampaignStatus, Message, MessageId,
+    MessageStatus, Trigger, TriggerEvent, User,
 };
 use crate::orchestrate::policy::{self, Verdict};
 use crate::segment::SegmentRule;
 use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest};
-use crate::template::{CompiledTemplate, RenderContext};
+use crate::template::{CompiledTemplate, RenderContext, Rendered};
 
 use self::ids::MessageIds;
 use super::{Engine, EngineError};
@@ -302,7 +303,47 @@ impl Engine {
     }
 }
 
-/// Renders one recipient's message and takes the decisions that need nothing but the user.
+/// One recipient's message as a run writes it: rendered with the run's event data (none for
+/// a launch), with the decision that needs nothing but the user. The fan-out writes it and the
+/// campaign preview shows it, through this one function, so a preview is what is sent.
+pub(super) struct PreparedMessage {
+    /// The rendered text; `None` when it could not be rendered.
+    pub body: Option<String>,
+    /// The approved template's variables, rendered, when the template has them.
+    pub content_variables: Option<BTreeMap<String, String>>,
+    /// Skipped at once (the message cannot be rendered, the user opted out); `None` to leave
+    /// it to the dispatcher.
+    pub decision: Option<AuditDecision>,
+}
+
+/// Renders `user`'s message and takes the decisions that need nothing but the user: a message
+/// that cannot be rendered is skipped for that, then an opted-out user is.
+pub(super) fn prepare_message(
+    user: User,
+    template: &CompiledTemplate,
+    event: &Arc<serde_json::Map<String, serde_json::Value>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> PreparedMessage {
+    let consent = policy::consent(&user);
+    let context = RenderContext::from_user(user).with_event(Arc::clone(event));
+    match template.render(&context) {
+        Err(error) => PreparedMessage {
+            body: None,
+            content_variables: None,
+            decision: policy::decision("template", &Verdict::Skip(error.to_string()), now),
+        },
+        Ok(Rendered {
+            body,
+            content_variables,
+        }) => PreparedMessage {
+            body: Some(body),
+            content_variables,
+            decision: policy::decision("consent", &consent, now),
+        },
+    }
+}
+
+/// The outbox entry of one recipient (see [`prepare_message`]).
 fn entry_for(
     id: MessageId,
     user: User,
@@ -310,32 +351,19 @@ fn entry_for(
     event: &Arc<serde_json::Map<String, serde_json::Value>>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> OutboxEntry {
-    let (phone, consent) = (user.phone.clone(), policy::consent(&user));
-    let mut context = RenderContext::from_user(user);
-    if !event.is_empty() {
-        context = context.with_event(Arc::clone(event));
-    }
-    let rendered = template
-        .render_body(&context)
-        .and_then(|body| Ok((body, template.render_content_variables(&context)?)));
-    let (body, content_variables, decision) = match rendered {
-        Err(error) => (
-            String::new(),
-            None,
-            policy::decision("template", &Verdict::Skip(error.to_string()), now),
-        ),
-        Ok((body, variables)) => (body, variables, policy::decision("consent", &consent, now)),
-    };
+    let phone = user.phone.clone();
+    let prepared = prepare_message(user, template, event, now);
     OutboxEntry {
         id,
         phone,
-        body,
+        body: prepared.body.unwrap_or_default(),
         content_sid: None,
-        content_variables,
-        status: decision
+        content_variables: prepared.content_variables,
+        status: prepared
+            .decision
             .as_ref()
             .map_or(MessageStatus::Pending, |d| d.outcome),
-        decision,
+        decision: prepared.decision,
     }
 }
 

@@ -25,7 +25,7 @@ use crate::store::{Store, StoreError};
 use crate::template::TemplateError;
 
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
-pub use demo::{DEMO_CAMPAIGN, DemoSummary};
+pub use demo::{DEMO_CAMPAIGN, DemoSummary, check_demo_samples};
 pub use dispatch::{DispatchConfig, Dispatcher, RoundReport};
 pub use fanout::RunSummary;
 pub use inbound::InboundReceipt;

@@ -6,16 +6,18 @@
 //! hours, frequency cap, rates) are the dispatcher's and are not forecast.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use crate::domain::{CampaignId, PhoneNumber, SendAs, Trigger, TriggerEvent, User};
-use crate::orchestrate::policy::{self, Verdict};
+use crate::orchestrate::policy;
 use crate::segment::SegmentRule;
 use crate::store::PageRequest;
-use crate::template::{CompiledTemplate, RenderContext};
+use crate::template::CompiledTemplate;
 
+use super::fanout::prepare_message;
 use super::{Engine, EngineError};
 
 /// Events read per page while looking for the latest one an event-triggered campaign
@@ -90,14 +92,12 @@ impl Engine {
             .audience(&rule, now, &PageRequest::first(sample_size))
             .await?
             .items;
-        let event_data = event.as_ref().map(|e| e.data.clone()).unwrap_or_default();
+        // The data a run of this event would render with; none for a launch, as in the fan-out.
+        let event_data = Arc::new(event.as_ref().map(|e| e.data.clone()).unwrap_or_default());
         let has_approved_template = template.content_sid.is_some();
         let sample = users
-            .iter()
-            .map(|user| {
-                let context = RenderContext::for_user(user).with_event(event_data.clone());
-                preview_for(user, &compiled, &context, has_approved_template, now)
-            })
+            .into_iter()
+            .map(|user| preview_for(user, &compiled, &event_data, has_approved_template, now))
             .collect();
         Ok(CampaignPreview {
             recipients,
@@ -127,40 +127,31 @@ impl Engine {
     }
 }
 
-/// One recipient's message and the decisions that can be taken about it now.
+/// One recipient's message, prepared as the fan-out prepares it, and how the dispatcher's
+/// WhatsApp window step would take it now.
 fn preview_for(
-    user: &User,
+    user: User,
     template: &CompiledTemplate,
-    context: &RenderContext,
+    event: &Arc<Map<String, Value>>,
     has_approved_template: bool,
     now: chrono::DateTime<chrono::Utc>,
 ) -> RecipientPreview {
-    let rendered = template
-        .render_body(context)
-        .and_then(|body| Ok((body, template.render_content_variables(context)?)));
-    let (body, content_variables, render_error) = match rendered {
-        Ok((body, variables)) => (Some(body), variables, None),
-        Err(error) => (None, None, Some(error.to_string())),
-    };
-    // In the fan-out's order: a message that cannot be rendered is skipped for that, then
-    // consent, then (at send time) the window.
-    let skipped = match (render_error, policy::consent(user)) {
-        (Some(reason), _) | (None, Verdict::Skip(reason)) => Some(reason),
-        _ => None,
-    };
-    let window = policy::whatsapp_window(user.last_inbound_at, has_approved_template, now);
-    let (send_as, skip_reason) = match (skipped, window) {
-        (Some(reason), _) => (None, Some(reason)),
-        (None, Ok(send_as)) => (Some(send_as), None),
-        (None, Err(verdict)) => (
-            None,
-            policy::decision("whatsapp_window", &verdict, now).map(|d| d.reason),
-        ),
+    let (phone, last_inbound_at) = (user.phone.clone(), user.last_inbound_at);
+    let prepared = prepare_message(user, template, event, now);
+    let (send_as, skip_reason) = match prepared.decision {
+        Some(decision) => (None, Some(decision.reason)),
+        None => match policy::whatsapp_window(last_inbound_at, has_approved_template, now) {
+            Ok(send_as) => (Some(send_as), None),
+            Err(verdict) => (
+                None,
+                policy::decision("whatsapp_window", &verdict, now).map(|d| d.reason),
+            ),
+        },
     };
     RecipientPreview {
-        user: user.phone.clone(),
-        body,
-        content_variables,
+        user: phone,
+        body: prepared.body,
+        content_variables: prepared.content_variables,
         send_as,
         skip_reason,
     }
@@ -169,7 +160,6 @@ fn preview_for(
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, Utc};
-    use serde_json::Map;
 
     use super::*;
     use crate::domain::{Consent, PhoneNumber};
@@ -193,9 +183,9 @@ mod tests {
     fn preview(template: &str, user: &User, approved: bool) -> RecipientPreview {
         let compiled = CompiledTemplate::from_parts(template, None).unwrap();
         preview_for(
-            user,
+            user.clone(),
             &compiled,
-            &RenderContext::for_user(user),
+            &Arc::default(),
             approved,
             Utc::now(),
         )

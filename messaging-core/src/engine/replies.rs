@@ -61,13 +61,11 @@ impl Engine {
                 let compiled = CompiledTemplate::new(&template)?;
                 let context = RenderContext::for_user(&recipient);
                 let rendered = compiled
-                    .render_body(&context)
-                    .and_then(|body| Ok((body, compiled.render_content_variables(&context)?)));
-                let (body, variables) =
-                    rendered.map_err(|e| EngineError::invalid("template_id", e.to_string()))?;
-                entry.body = body;
+                    .render(&context)
+                    .map_err(|e| EngineError::invalid("template_id", e.to_string()))?;
+                entry.body = rendered.body;
                 entry.content_sid = template.content_sid;
-                entry.content_variables = variables;
+                entry.content_variables = rendered.content_variables;
             }
         }
         let id = entry.id;

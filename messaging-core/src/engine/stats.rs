@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::{CampaignId, MessageStatus};
+use crate::store::SkippedBy;
 
 use super::{Engine, EngineError};
 
@@ -21,6 +22,9 @@ pub struct Stats {
     pub delivery_percent: Option<f64>,
     /// Failed and undelivered messages per provider error code (`unknown` without one).
     pub failures_by_error_code: BTreeMap<String, u64>,
+    /// Why messages were skipped: per policy step, how many and one reason, which says what
+    /// to do (campaigns only; empty in the totals).
+    pub skipped_by_step: Vec<SkippedBy>,
     /// Users who have opted out (totals only).
     pub opted_out_users: Option<u64>,
     /// Inbound messages received (totals only).
@@ -51,6 +55,7 @@ impl Engine {
             delivery_percent: delivery_percent(&by_status),
             by_status,
             failures_by_error_code: counts.by_error_code,
+            skipped_by_step: counts.skipped_by_step,
             opted_out_users,
             inbound_messages: inbound.map(|(all, _)| all),
             inbound_commands: inbound.map(|(_, commands)| commands),

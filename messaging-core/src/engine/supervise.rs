@@ -9,7 +9,7 @@ use crate::domain::{
 };
 use crate::store::{CampaignQuery, PageRequest};
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, Stats};
 
 /// What one supervision pass changed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,10 +92,25 @@ impl Engine {
                 let completed = self
                     .command_campaign(campaign.id, CampaignCommand::Complete)
                     .await?;
-                tracing::info!(campaign = %campaign.id, "campaign completed: everything sent");
+                self.log_completion(&completed).await?;
                 done.completed.push(completed);
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Says how a completed campaign ended, loudly when it sent nothing at all.
+    async fn log_completion(&self, campaign: &Campaign) -> Result<(), EngineError> {
+        let stats = self.stats(Some(campaign.id)).await?;
+        match completion(&stats) {
+            Completion::Sent(summary) => {
+                tracing::info!(campaign = %campaign.id, "campaign completed: {summary}")
+            }
+            Completion::NothingSent(summary) => tracing::warn!(
+                campaign = %campaign.id,
+                "campaign completed without sending anything: {summary}"
+            ),
         }
         Ok(())
     }
@@ -119,5 +134,85 @@ impl Engine {
                 None => return Ok(all),
             }
         }
+    }
+}
+
+/// How a campaign ended, for its completion log line.
+#[derive(Debug, PartialEq, Eq)]
+enum Completion {
+    /// Some messages went to the provider: how many, and what else happened.
+    Sent(String),
+    /// None did: what happened to them instead, and the commonest reason.
+    NothingSent(String),
+}
+
+fn completion(stats: &Stats) -> Completion {
+    use MessageStatus::*;
+    let count = |statuses: &[MessageStatus]| -> u64 {
+        statuses
+            .iter()
+            .map(|s| stats.by_status.get(s).copied().unwrap_or(0))
+            .sum()
+    };
+    let sent = count(&[Sent, Delivered, Read, Undelivered]);
+    let (skipped, failed) = (count(&[Skipped]), count(&[Failed]));
+    let mut summary = format!("{sent} sent, {skipped} skipped, {failed} failed");
+    if let Some(by) = stats.skipped_by_step.first() {
+        summary.push_str(&format!(
+            "; most skipped by {} ({}): {}",
+            by.step, by.count, by.reason
+        ));
+    }
+    if sent == 0 {
+        Completion::NothingSent(summary)
+    } else {
+        Completion::Sent(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::SkippedBy;
+
+    fn stats(by_status: &[(MessageStatus, u64)], skipped_by_step: Vec<SkippedBy>) -> Stats {
+        Stats {
+            messages: by_status.iter().map(|(_, n)| n).sum(),
+            by_status: by_status.iter().copied().collect(),
+            delivery_percent: None,
+            failures_by_error_code: BTreeMap::new(),
+            skipped_by_step,
+            opted_out_users: None,
+            inbound_messages: None,
+            inbound_commands: None,
+        }
+    }
+
+    #[test]
+    fn a_campaign_that_skipped_everyone_is_not_reported_as_sent() {
+        let window = SkippedBy {
+            step: "whatsapp_window".into(),
+            count: 3,
+            reason: "outside WhatsApp's 24-hour window".into(),
+        };
+        let all_skipped = stats(&[(MessageStatus::Skipped, 3)], vec![window]);
+        assert_eq!(
+            completion(&all_skipped),
+            Completion::NothingSent(
+                "0 sent, 3 skipped, 0 failed; most skipped by whatsapp_window (3): outside \
+                 WhatsApp's 24-hour window"
+                    .into()
+            )
+        );
+        let some_sent = stats(
+            &[(MessageStatus::Delivered, 2), (MessageStatus::Failed, 1)],
+            Vec::new(),
+        );
+        assert_eq!(
+            completion(&some_sent),
+            Completion::Sent("2 sent, 0 skipped, 1 failed".into())
+        );
     }
 }

@@ -36,7 +36,9 @@ pub fn consent(user: &User) -> Verdict {
 pub fn consent_state(consent: Consent) -> Verdict {
     match consent {
         Consent::OptIn => Verdict::Pass,
-        Consent::OptOut => Verdict::Skip("the user has opted out".into()),
+        Consent::OptOut => {
+            Verdict::Skip("the user has opted out (they opt in again by sending START)".into())
+        }
     }
 }
 
@@ -66,7 +68,11 @@ pub fn whatsapp_window(
         (true, _) => Ok(SendAs::FreeText),
         (false, true) => Ok(SendAs::ApprovedTemplate),
         (false, false) => Err(Verdict::Skip(
-            "outside WhatsApp's 24-hour window and the template has no approved content_sid".into(),
+            "outside WhatsApp's 24-hour window and the template has no approved content_sid: \
+             WhatsApp allows free text only within 24 hours of the user's last message, so \
+             wait for them to write in, or set the template's content_sid to an approved \
+             WhatsApp template"
+                .into(),
         )),
     }
 }

@@ -478,6 +478,20 @@ pub struct MessageCounts {
     pub by_status: BTreeMap<MessageStatus, u64>,
     /// Failed and undelivered messages per provider error code.
     pub by_error_code: BTreeMap<String, u64>,
+    /// Skipped messages per policy step that skipped them, most first; counted for one
+    /// campaign only (empty for all messages).
+    pub skipped_by_step: Vec<SkippedBy>,
+}
+
+/// Skipped messages that one policy step skipped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedBy {
+    /// The step (`consent`, `template`, `whatsapp_window`, `schedule`…).
+    pub step: String,
+    /// How many messages it skipped.
+    pub count: u64,
+    /// One of the reasons it gave, which says what to do about it.
+    pub reason: String,
 }
 
 /// Statistics queries.

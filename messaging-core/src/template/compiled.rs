@@ -3,7 +3,9 @@
 //! The content and each content variable are loaded into one minijinja environment, under the
 //! names `content` and `content_variables.KEY` (so errors say which text failed). Rendering
 //! looks a parsed template up by name and runs it; nothing is parsed again. The environment is
-//! strict (an undefined value is an error, never an empty string), does not escape (WhatsApp
+//! strict about output (printing an undefined value is an error, never an empty string) but
+//! lets a condition test one (`{% if attributes.vip %}` is false when there is no `vip`),
+//! does not escape (WhatsApp
 //! messages are plain text, `<` and `&` stay as written) and keeps a trailing newline. A text
 //! that is nothing but substitutions (`Hi {{ name }}`) is written without running minijinja
 //! when every value it names is there (see `simple`), with the same result.
@@ -31,6 +33,15 @@ pub struct CompiledTemplate {
     parts: Vec<Part>,
     has_variables: bool,
     placeholders: Vec<String>,
+}
+
+/// One recipient's message, as rendered by [`CompiledTemplate::render`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The message text.
+    pub body: String,
+    /// The approved template's variables, when the template has a variables map.
+    pub content_variables: Option<BTreeMap<String, String>>,
 }
 
 /// One text of the template, as loaded into the environment.
@@ -75,9 +86,19 @@ impl CompiledTemplate {
         })
     }
 
+    /// The message for one recipient: its body and, for an approved WhatsApp template, its
+    /// content variables. Every caller that shows or sends a message renders it through this
+    /// one method, so a preview is what a send would be.
+    pub fn render(&self, ctx: &RenderContext) -> Result<Rendered, RenderError> {
+        Ok(Rendered {
+            body: self.render_body(ctx)?,
+            content_variables: self.render_content_variables(ctx)?,
+        })
+    }
+
     /// The message body for one recipient.
     pub fn render_body(&self, ctx: &RenderContext) -> Result<String, RenderError> {
-        self.render(&self.parts[0], ctx)
+        self.render_part(&self.parts[0], ctx)
     }
 
     /// The content variables for one recipient (for an approved WhatsApp template), or `None`
@@ -93,7 +114,7 @@ impl CompiledTemplate {
             .iter()
             .map(|part| {
                 let key = part.key.clone().unwrap_or_default();
-                Ok((key, self.render(part, ctx)?))
+                Ok((key, self.render_part(part, ctx)?))
             })
             .collect::<Result<_, _>>()
             .map(Some)
@@ -105,7 +126,7 @@ impl CompiledTemplate {
         &self.placeholders
     }
 
-    fn render(&self, part: &Part, ctx: &RenderContext) -> Result<String, RenderError> {
+    fn render_part(&self, part: &Part, ctx: &RenderContext) -> Result<String, RenderError> {
         if let Some(text) = part
             .substitutions
             .as_ref()
@@ -159,7 +180,7 @@ impl Part {
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_keep_trailing_newline(true);
     // Debug mode would copy the context into every error; a campaign may produce many.

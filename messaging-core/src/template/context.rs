@@ -6,6 +6,11 @@
 //! placeholder instead of printing `none` into a customer's message. JSON nulls inside
 //! attributes and event data are dropped for the same reason.
 //!
+//! `attributes` and `event` are always there, empty when the recipient has no attributes or
+//! the message has no triggering event (a manual launch, a reply, a preview without event
+//! data): `{{ event.venue | default("our next event") }}` then falls back the same way
+//! everywhere, instead of failing on an `event` that is not there at all.
+//!
 //! The context hands minijinja an object that looks values up when the template reads them:
 //! a fan-out renders a million recipients, and converting every field of every user into
 //! minijinja values up front (most of which a template never reads) cost more than rendering.
@@ -49,7 +54,8 @@ struct Fields {
     timezone: Option<TimeZone>,
     locale: Option<String>,
     topics: Option<Vec<Topic>>,
-    event: Option<JsonObject>,
+    /// The triggering event's data; empty without one.
+    event: JsonObject,
 }
 
 /// A JSON object as templates see it: its null members are absent. Shared, not copied, by
@@ -75,7 +81,7 @@ impl RenderContext {
             timezone: user.timezone,
             locale: user.locale,
             topics: Some(user.topics),
-            event: None,
+            event: JsonObject::default(),
         })
     }
 
@@ -92,7 +98,7 @@ impl RenderContext {
     /// Adds the data of the triggering event as `event` (`{{ event.discount }}`). Pass an
     /// `Arc` to share one event's data between the contexts of all its recipients.
     pub fn with_event(mut self, event: impl Into<Arc<Map<String, Value>>>) -> Self {
-        Arc::make_mut(&mut self.fields).event = Some(JsonObject(event.into()));
+        Arc::make_mut(&mut self.fields).event = JsonObject(event.into());
         self
     }
 
@@ -105,10 +111,7 @@ impl RenderContext {
         let fields = &self.fields;
         let object = match root {
             "attributes" => &fields.attributes,
-            "event" => match &fields.event {
-                Some(event) => event,
-                None => return false,
-            },
+            "event" => &fields.event,
             // Scalars and the topic list have nothing below them.
             _ => return segments.next().is_none() && fields.get(root).is_some(),
         };
@@ -157,7 +160,7 @@ impl Fields {
                         .collect::<Vec<_>>(),
                 )
             }),
-            "event" => self.event.clone().map(V::from_object),
+            "event" => Some(V::from_object(self.event.clone())),
             _ => None,
         }
     }
@@ -312,7 +315,9 @@ mod tests {
         assert!(!ctx.contains("name"));
         assert!(!ctx.contains("wa_id"));
         assert!(!ctx.contains("locale"));
-        assert!(!ctx.contains("event"));
+        // No event: `event` is there, with nothing in it.
+        assert!(ctx.contains("event"));
+        assert!(!ctx.contains("event.venue"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Message templates: `{{name}}`, `{{attributes.city}}`, `{{event.discount}}` and
 //! `{{ name | default("there") }}`, rendered with minijinja in strict mode (a placeholder with
-//! no value and no default is an error, never an empty string in a customer's message).
+//! no value and no default is an error, never an empty string in a customer's message; a
+//! condition may test a value that is not there, `{% if attributes.vip %}`).
 //!
 //! - At save time, [`check`] refuses a draft whose content or content variables do not parse
 //!   (or call an unknown filter, test or function), with the field, line and column, and
@@ -40,7 +41,7 @@ mod simple;
 #[cfg(test)]
 mod tests;
 
-pub use compiled::CompiledTemplate;
+pub use compiled::{CompiledTemplate, Rendered};
 pub use context::{PLACEHOLDER_ROOTS, RenderContext};
 pub use error::{RenderError, TemplateError};
 

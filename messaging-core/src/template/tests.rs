@@ -92,10 +92,37 @@ fn missing_placeholder_is_named() {
         render("Hi {{ name | upper }}", &anonymous),
         Err(missing(&["name"]))
     );
+}
+
+#[test]
+fn a_condition_may_test_a_value_that_is_not_there() {
+    let anonymous = RenderContext::for_user(&user(None, json!({})));
+    let greeting = "{% if name %}Hi {{ name }}{% else %}Hi there{% endif %}";
+    assert_eq!(render(greeting, &anonymous).unwrap(), "Hi there");
+    let vip = "{% if attributes.vip %}VIP {% endif %}offer";
+    assert_eq!(render(vip, &anonymous).unwrap(), "offer");
+}
+
+#[test]
+fn event_fields_fall_back_to_their_default_without_an_event() {
+    let no_event = RenderContext::for_user(&user(Some("Ana"), json!({})));
+    let venue = r#"See you at {{ event.venue | default("our next event") }}."#;
     assert_eq!(
-        render("{% if name %}Hi{% endif %}", &anonymous),
-        Err(missing(&["name"]))
+        render(venue, &no_event).unwrap(),
+        "See you at our next event."
     );
+    let with_venue = no_event
+        .clone()
+        .with_event(object(json!({"venue": "the Lotus Tower"})));
+    assert_eq!(
+        render(venue, &with_venue).unwrap(),
+        "See you at the Lotus Tower."
+    );
+    // Without a default, a field the event does not carry is missing, event or not.
+    let guarded = "{% if event is defined %}{{ event.venue }}{% endif %}";
+    assert_eq!(render(guarded, &no_event), Err(missing(&["event.venue"])));
+    let tested = "{% if event.venue %}at {{ event.venue }}{% endif %}";
+    assert_eq!(render(tested, &no_event).unwrap(), "");
 }
 
 #[test]

@@ -8,7 +8,33 @@ use super::connection::db_error;
 use super::outbox::key;
 use super::{SqliteStore, corrupt};
 use crate::domain::{CampaignId, MessageStatus};
-use crate::store::{MessageCounts, StatsStore, StoreError};
+use crate::store::{MessageCounts, SkippedBy, StatsStore, StoreError};
+
+/// The skipped messages of a campaign per step that skipped them, with one of its reasons.
+fn skipped_by_step(
+    conn: &rusqlite::Connection,
+    campaign: CampaignId,
+) -> Result<Vec<SkippedBy>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT l.step, COUNT(DISTINCT m.id), MIN(l.reason)
+             FROM messages m JOIN message_log l ON l.message_id = m.id
+             WHERE m.campaign_id = ? AND m.status = 'skipped'
+               AND l.status = 'skipped' AND l.step IS NOT NULL
+             GROUP BY l.step ORDER BY 2 DESC, 1",
+        )
+        .map_err(db_error)?;
+    let rows = stmt
+        .query_map([key(campaign.0).to_vec()], |r| {
+            Ok(SkippedBy {
+                step: r.get(0)?,
+                count: r.get::<_, i64>(1)? as u64,
+                reason: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            })
+        })
+        .map_err(db_error)?;
+    rows.collect::<Result<_, _>>().map_err(db_error)
+}
 
 #[async_trait]
 impl StatsStore for SqliteStore {
@@ -53,6 +79,9 @@ impl StatsStore for SqliteStore {
                 for row in rows {
                     let (code, count) = row.map_err(db_error)?;
                     counts.by_error_code.insert(code, count as u64);
+                }
+                if let Some(id) = campaign {
+                    counts.skipped_by_step = skipped_by_step(conn, id)?;
                 }
                 Ok(counts)
             })
