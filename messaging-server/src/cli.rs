@@ -99,6 +99,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match args.command.unwrap_or(Command::Serve) {
         Command::Serve => crate::http::serve(config).await,
         Command::Demo { samples, no_serve } => {
+            // Before the database is opened, so a demo that cannot run creates nothing.
+            messaging_core::engine::check_demo_samples(&samples)?;
             let engine = open_engine(&config).await?;
             let summary = engine.load_demo(&samples).await.with_context(|| {
                 format!(
@@ -116,6 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     report.duplicates,
                     report.invalid
                 );
+                print_invalid_rows(report);
             }
             if summary.created {
                 println!(
@@ -160,12 +163,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     let format = match format {
                         Some(Format::Csv) => UserFileFormat::Csv,
                         Some(Format::Json) => UserFileFormat::Json,
-                        None => UserFileFormat::from_path(&file).with_context(|| {
-                            format!(
-                                "cannot tell the format of {} from its name; pass --format csv or --format json",
-                                file.display()
-                            )
-                        })?,
+                        None => UserFileFormat::from_path(&file)
+                            .with_context(|| unknown_format(&file))?,
                     };
                     let (input, progress) = open_input(&file)?;
                     let report = engine.ingest_users(input, format).await;
@@ -248,6 +247,28 @@ fn print_report(report: &IngestReport) {
     println!("updated:     {}", report.updated);
     println!("duplicates:  {}", report.duplicates);
     println!("invalid:     {}", report.invalid);
+    print_invalid_rows(report);
+}
+
+/// Why the format of `file` must be given, with the command to type.
+fn unknown_format(file: &Path) -> String {
+    let program = "messaging-server ingest users";
+    if file == Path::new("-") {
+        format!(
+            "standard input has no file name to tell its format by; say it with --format:\n  \
+             {program} - --format csv < users.csv\n  {program} - --format json < users.json"
+        )
+    } else {
+        format!(
+            "cannot tell the format of {0} from its name (.csv, .txt, .json, .jsonl or .ndjson); say \
+             it with --format:\n  {program} {0} --format csv",
+            file.display()
+        )
+    }
+}
+
+/// The invalid rows of a report (the first 50), each with its line, field and reason.
+fn print_invalid_rows(report: &IngestReport) {
     const SHOWN: usize = 50;
     if !report.errors.is_empty() {
         println!();

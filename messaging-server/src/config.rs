@@ -140,13 +140,16 @@ impl Config {
         if daily_conversation_limit == Some(0) || frequency_cap == Some(0) {
             bail!("DAILY_CONVERSATION_LIMIT and FREQUENCY_CAP_PER_24H must be above 0 when set");
         }
+        let bind = var("BIND").unwrap_or_else(|| DEFAULT_BIND.into());
+        check_bind(&bind)?;
+        let public_url = match var("PUBLIC_URL") {
+            Some(url) => check_public_url(&url)?,
+            None => default_public_url(&bind),
+        };
         Ok(Self {
             database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://messaging.db".into()),
-            bind: var("BIND").unwrap_or_else(|| "127.0.0.1:5000".into()),
-            public_url: var("PUBLIC_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:5000".into())
-                .trim_end_matches('/')
-                .to_owned(),
+            bind,
+            public_url,
             twilio,
             validate_signature,
             api_token: var("API_TOKEN"),
@@ -162,6 +165,48 @@ impl Config {
     pub fn twilio_configured(&self) -> bool {
         self.twilio.is_some()
     }
+}
+
+/// Where the server listens unless `BIND` says otherwise.
+const DEFAULT_BIND: &str = "127.0.0.1:5000";
+
+/// `BIND` must be `HOST:PORT` (`127.0.0.1:5000`, `0.0.0.0:8080`, `[::1]:5000`, `localhost:5000`).
+fn check_bind(bind: &str) -> anyhow::Result<()> {
+    let port = bind
+        .rsplit_once(':')
+        .map(|(host, port)| (host, port.parse::<u16>()));
+    match port {
+        Some((host, Ok(_))) if !host.is_empty() => Ok(()),
+        _ => bail!("BIND={bind:?} is not HOST:PORT (for example 127.0.0.1:5000 or 0.0.0.0:8080)"),
+    }
+}
+
+/// `http://` + `BIND`, with a wildcard address (`0.0.0.0`, `[::]`) read as this machine.
+fn default_public_url(bind: &str) -> String {
+    let (host, port) = bind.rsplit_once(':').unwrap_or((bind, "5000"));
+    let host = match host {
+        "0.0.0.0" | "[::]" | "::" => "127.0.0.1",
+        host => host,
+    };
+    format!("http://{host}:{port}")
+}
+
+/// `PUBLIC_URL` must be an `http://` or `https://` URL with a host, and nothing after the
+/// path: Twilio signs the URL it calls, which is this one plus the webhook's path.
+fn check_public_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host = rest.map(|rest| rest.split('/').next().unwrap_or(""));
+    let valid = host.is_some_and(|host| !host.is_empty() && !host.starts_with(':'))
+        && !url.contains(|c: char| c.is_whitespace() || c == '?' || c == '#');
+    if !valid {
+        bail!(
+            "PUBLIC_URL={url:?} is not an http(s) URL: give the address Twilio reaches this \
+             server at, e.g. https://abc123.ngrok-free.app (no query, no fragment)"
+        );
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// The sender: a Messaging Service when its SID is set, else the WhatsApp number.
@@ -233,6 +278,45 @@ impl fmt::Display for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_follows_bind_unless_given() {
+        assert_eq!(
+            default_public_url("127.0.0.1:8080"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(default_public_url("0.0.0.0:5001"), "http://127.0.0.1:5001");
+        assert_eq!(
+            default_public_url("localhost:5000"),
+            "http://localhost:5000"
+        );
+        assert!(check_bind("127.0.0.1").is_err());
+        assert!(check_bind(":5000").is_err());
+        assert!(check_bind("[::1]:5000").is_ok());
+    }
+
+    #[test]
+    fn a_public_url_that_is_not_http_is_refused_with_the_variable_name() {
+        for bad in [
+            "ftp//x",
+            "ftp://x",
+            "http://",
+            "https://:80",
+            "example.com",
+            "http://a b",
+        ] {
+            let error = check_public_url(bad).unwrap_err().to_string();
+            assert!(error.starts_with("PUBLIC_URL="), "{bad}: {error}");
+        }
+        assert_eq!(
+            check_public_url("https://abc.ngrok-free.app/").unwrap(),
+            "https://abc.ngrok-free.app"
+        );
+        assert_eq!(
+            check_public_url("http://10.0.0.5:5000/base").unwrap(),
+            "http://10.0.0.5:5000/base"
+        );
+    }
 
     #[test]
     fn display_hides_secrets() {

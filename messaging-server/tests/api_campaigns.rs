@@ -522,3 +522,40 @@ async fn bad_campaigns_and_unknown_ids_answer_the_error_shape() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_campaign_whose_recipients_are_outside_the_window_says_why_and_what_to_do() {
+    let app = spawn_app().await;
+    users(
+        &app,
+        "phone,name,consent_state\n+94771234501,Amaya,OPT_IN\n+94771234502,Kasun,OPT_IN\n",
+    )
+    .await;
+    let template = template(&app, json!({"name": "t", "content": "Hi {{ name }}"})).await;
+    let created = campaign(&app, json!({"name": "c", "template_id": template})).await;
+    let id = created["id"].as_str().unwrap();
+
+    let (_, preview) = app.get(&format!("/api/v1/campaigns/{id}/preview")).await;
+    let reason = preview["sample"][0]["skip_reason"].as_str().unwrap();
+    assert!(reason.contains("content_sid"), "{preview}");
+    let (status, _) = app
+        .post(&format!("/api/v1/campaigns/{id}/launch"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let path = format!("/api/v1/campaigns/{id}/stats");
+    app.until("both skipped", Duration::from_secs(10), async || {
+        count(&app.get(&path).await.1, &["skipped"]) == 2
+    })
+    .await;
+    let (_, stats) = app.get(&path).await;
+    let by = &stats["skipped_by_step"][0];
+    assert_eq!(
+        (by["step"].as_str(), by["count"].as_u64()),
+        (Some("whatsapp_window"), Some(2))
+    );
+    let reason = by["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("wait for them to write in") && reason.contains("content_sid"),
+        "{reason}"
+    );
+}

@@ -82,3 +82,65 @@ fn unreadable_input_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--format csv"), "{stderr}");
 }
+
+#[test]
+fn standard_input_needs_a_format_and_the_error_shows_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let output = run(&db, &["ingest", "users", "-"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("messaging-server ingest users - --format csv < users.csv"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_demo_that_cannot_run_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let nowhere = dir.path().join("no-samples");
+    let output = run(
+        &db,
+        &["demo", "--no-serve", "--samples", nowhere.to_str().unwrap()],
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("users.csv"), "{stderr}");
+    assert!(!db.exists(), "the failed demo left a database behind");
+}
+
+#[test]
+fn the_demo_shows_the_broken_rows_of_the_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let output = run(
+        &db,
+        &[
+            "demo",
+            "--no-serve",
+            "--samples",
+            samples().to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("users.csv: 16 rows"), "{text}");
+    assert!(text.contains("line     15  phone"), "{text}");
+}
+
+#[test]
+fn a_public_url_that_is_not_a_url_stops_the_server_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let output = Command::new(env!("CARGO_BIN_EXE_messaging-server"))
+        .arg("migrate")
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("PUBLIC_URL", "ftp//x")
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PUBLIC_URL=\"ftp//x\""), "{stderr}");
+}

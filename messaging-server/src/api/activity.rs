@@ -234,12 +234,27 @@ pub struct StatsBody {
     pub delivery_percent: Option<f64>,
     /// Failed and undelivered messages per Twilio error code (`unknown` without one).
     pub failures_by_error_code: BTreeMap<String, u64>,
+    /// Why messages were skipped, per policy step, most first: how many, and one of the
+    /// reasons given, which says what to do (empty in the totals).
+    pub skipped_by_step: Vec<SkippedByBody>,
     /// Users who have opted out (null in a campaign's statistics).
     pub opted_out_users: Option<u64>,
     /// Inbound messages received (null in a campaign's statistics).
     pub inbound_messages: Option<u64>,
     /// Inbound messages that were commands (null in a campaign's statistics).
     pub inbound_commands: Option<u64>,
+}
+
+/// Messages one policy step skipped.
+#[derive(Debug, Clone, Object)]
+pub struct SkippedByBody {
+    /// The step: `consent`, `template`, `whatsapp_window`, `frequency_cap`, `schedule`…
+    pub step: String,
+    /// How many messages it skipped.
+    pub count: u64,
+    /// One of its reasons (e.g. "outside WhatsApp's 24-hour window and the template has no
+    /// approved content_sid: …, set the template's content_sid …").
+    pub reason: String,
 }
 
 impl From<Stats> for StatsBody {
@@ -253,6 +268,15 @@ impl From<Stats> for StatsBody {
                 .collect(),
             delivery_percent: s.delivery_percent,
             failures_by_error_code: s.failures_by_error_code,
+            skipped_by_step: s
+                .skipped_by_step
+                .into_iter()
+                .map(|by| SkippedByBody {
+                    step: by.step,
+                    count: by.count,
+                    reason: by.reason,
+                })
+                .collect(),
             opted_out_users: s.opted_out_users,
             inbound_messages: s.inbound_messages,
             inbound_commands: s.inbound_commands,
