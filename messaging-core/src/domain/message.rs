@@ -9,6 +9,9 @@
 //! A late provider status that would move a message backwards (a `sent` after `read`) is kept as
 //! a receipt but never changes the message.
 
+/// WhatsApp (and Twilio) refuse message bodies longer than this many characters.
+pub const MAX_BODY_CHARS: usize = 1_600;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

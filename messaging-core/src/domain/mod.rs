@@ -46,7 +46,9 @@ pub use event::TriggerEvent;
 pub(crate) use event::kind as json_kind;
 pub use id::{CampaignId, EventId, InboundId, MessageId, RunId, SegmentId, TemplateId};
 pub use inbound::{Command, InboundMessage, ParsedCommand};
-pub use message::{IllegalTransition, Message, MessageStatus, SendAs, StatusChange};
+pub use message::{
+    IllegalTransition, MAX_BODY_CHARS, Message, MessageStatus, SendAs, StatusChange,
+};
 pub use phone::{PhoneError, PhoneNumber};
 pub use receipt::DeliveryReceipt;
 pub use segment::{Segment, SegmentDraft};

@@ -10,8 +10,7 @@ use crate::template::{CompiledTemplate, RenderContext};
 
 use super::{Engine, EngineError};
 
-/// Twilio refuses message bodies longer than this many characters.
-pub const MAX_BODY_CHARS: usize = 1_600;
+pub use crate::domain::MAX_BODY_CHARS;
 
 /// What a reply says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,16 +11,25 @@
 //! when every value it names is there (see `simple`), with the same result.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 
 use super::calls::{CallKind, calls};
 use super::simple::Substitutions;
 use super::{RenderContext, RenderError, TemplateError};
-use crate::domain::Template;
+use crate::domain::{MAX_BODY_CHARS, Template};
 
 /// The name and error field of a template's main text.
 const CONTENT: &str = "content";
+
+/// The work one render of one text may take, in minijinja instructions. A campaign text
+/// takes tens to a few hundred; a loop that would run for ever stops here, in milliseconds.
+pub const RENDER_FUEL: u64 = 20_000;
+
+/// The longest a rendered text may be, in characters: WhatsApp's limit for a message body
+/// (content variables are held to the same). Rendering stops as soon as it is passed.
+pub const MAX_RENDERED_CHARS: usize = MAX_BODY_CHARS;
 
 /// A template ready to render: its content and content variables, parsed and checked.
 ///
@@ -132,15 +141,66 @@ impl CompiledTemplate {
             .as_ref()
             .and_then(|plan| plan.render(ctx))
         {
-            return Ok(text);
+            return within_limit(text, part);
         }
         let template = self
             .env
             .get_template(&part.name)
             .map_err(|err| failed(&err))?;
-        template
-            .render(ctx.value())
-            .map_err(|err| render_error(&err, part, ctx))
+        // Written through a bounded buffer, so a text that would grow without end stops at
+        // the limit instead of filling memory.
+        let mut out = Bounded::default();
+        match template.render_captured_to(ctx.value(), &mut out) {
+            Ok(_) => {}
+            Err(_) if out.overflowed => return Err(too_long(part)),
+            Err(err) if err.kind() == ErrorKind::OutOfFuel => {
+                return Err(RenderError::TooMuchWork {
+                    field: part.name.clone(),
+                    limit: RENDER_FUEL,
+                });
+            }
+            Err(err) => return Err(render_error(&err, part, ctx)),
+        }
+        let text = String::from_utf8(out.bytes).map_err(|_| RenderError::Failed {
+            message: format!("{} did not render as UTF-8 text", part.name),
+        })?;
+        within_limit(text, part)
+    }
+}
+
+/// A buffer that refuses to grow past what [`MAX_RENDERED_CHARS`] can take in UTF-8.
+#[derive(Default)]
+struct Bounded {
+    bytes: Vec<u8>,
+    overflowed: bool,
+}
+
+impl io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > MAX_RENDERED_CHARS * 4 {
+            self.overflowed = true;
+            return Err(io::Error::other("the rendered text is too long"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn within_limit(text: String, part: &Part) -> Result<String, RenderError> {
+    if text.chars().count() > MAX_RENDERED_CHARS {
+        return Err(too_long(part));
+    }
+    Ok(text)
+}
+
+fn too_long(part: &Part) -> RenderError {
+    RenderError::TooLong {
+        field: part.name.clone(),
+        limit: MAX_RENDERED_CHARS,
     }
 }
 
@@ -185,6 +245,7 @@ fn environment() -> Environment<'static> {
     env.set_keep_trailing_newline(true);
     // Debug mode would copy the context into every error; a campaign may produce many.
     env.set_debug(false);
+    env.set_fuel(Some(RENDER_FUEL));
     env
 }
 

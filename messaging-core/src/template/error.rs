@@ -58,12 +58,39 @@ pub enum RenderError {
         /// Dotted paths, e.g. `attributes.city`.
         placeholders: Vec<String>,
     },
+    /// The rendered text would be longer than WhatsApp allows.
+    #[error("{field} would be longer than {limit} characters, WhatsApp's limit for a message")]
+    TooLong {
+        /// `content`, or `content_variables.KEY`.
+        field: String,
+        /// The limit, in characters.
+        limit: usize,
+    },
+    /// Rendering took more work than one message may (a loop too long, or without end).
+    #[error(
+        "{field} takes more work to render than a message may ({limit} steps): shorten its \
+         loops"
+    )]
+    TooMuchWork {
+        /// `content`, or `content_variables.KEY`.
+        field: String,
+        /// The limit, in minijinja instructions.
+        limit: u64,
+    },
     /// Anything else (adding a number to a text, calling a filter with the wrong arguments…).
     #[error("template could not be rendered: {message}")]
     Failed {
         /// minijinja's description, with the field and line (`… (in content:2)`).
         message: String,
     },
+}
+
+impl RenderError {
+    /// Whether the template itself is at fault, whoever it is rendered for: it renders too
+    /// long a text or takes too much work. (A missing placeholder depends on the recipient.)
+    pub fn is_over_budget(&self) -> bool {
+        matches!(self, Self::TooLong { .. } | Self::TooMuchWork { .. })
+    }
 }
 
 /// 1-based line and character column of the byte `offset` in `source`.

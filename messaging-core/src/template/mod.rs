@@ -41,11 +41,20 @@ mod simple;
 #[cfg(test)]
 mod tests;
 
-pub use compiled::{CompiledTemplate, Rendered};
+pub use compiled::{CompiledTemplate, MAX_RENDERED_CHARS, RENDER_FUEL, Rendered};
 pub use context::{PLACEHOLDER_ROOTS, RenderContext};
 pub use error::{RenderError, TemplateError};
 
 use crate::domain::TemplateDraft;
+
+/// The longest template text accepted, in characters (a message is at most 1,600).
+pub const MAX_TEMPLATE_CHARS: usize = 10_000;
+
+/// The longest content variable accepted, in characters.
+pub const MAX_VARIABLE_CHARS: usize = 1_000;
+
+/// The most content variables a template may have.
+pub const MAX_VARIABLES: usize = 100;
 
 /// Validates a draft before it is saved and answers the placeholders it uses (sorted,
 /// de-duplicated dotted paths such as `attributes.city`), for the template's `placeholders`.
@@ -69,6 +78,46 @@ pub fn check(draft: &TemplateDraft) -> Result<Vec<String>, TemplateError> {
                 .into(),
         });
     }
+    let too_long = |field: String, limit: usize| TemplateError {
+        field,
+        line: 1,
+        column: limit + 1,
+        message: format!("longer than {limit} characters"),
+    };
+    if draft.content.chars().count() > MAX_TEMPLATE_CHARS {
+        return Err(too_long("content".into(), MAX_TEMPLATE_CHARS));
+    }
+    let variables = draft.content_variables.iter().flatten();
+    if variables.clone().count() > MAX_VARIABLES {
+        return Err(TemplateError {
+            field: "content_variables".into(),
+            line: 1,
+            column: 1,
+            message: format!("more than {MAX_VARIABLES} variables"),
+        });
+    }
+    for (key, value) in variables {
+        if value.chars().count() > MAX_VARIABLE_CHARS {
+            return Err(too_long(
+                format!("content_variables.{key}"),
+                MAX_VARIABLE_CHARS,
+            ));
+        }
+    }
     let compiled = CompiledTemplate::from_parts(&draft.content, draft.content_variables.as_ref())?;
+    // Rendered once with no data: a text that is too long or too much work without any data
+    // is so for every recipient, and is refused now rather than at every send.
+    let no_data = RenderContext::from_attributes(None, serde_json::Map::new());
+    if let Err(error) = compiled.render(&no_data)
+        && let RenderError::TooLong { field, .. } | RenderError::TooMuchWork { field, .. } =
+            &error
+    {
+        return Err(TemplateError {
+            field: field.clone(),
+            line: 1,
+            column: 1,
+            message: error.to_string(),
+        });
+    }
     Ok(compiled.placeholders().to_vec())
 }

@@ -314,3 +314,61 @@ proptest! {
         let _ = check(&draft(&content));
     }
 }
+
+#[test]
+fn a_render_that_would_never_end_stops_within_its_budget() {
+    let nested = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+    let ctx = RenderContext::from_attributes(None, Map::new());
+    let started = std::time::Instant::now();
+    let result = render(nested, &ctx);
+    assert!(
+        matches!(result, Err(RenderError::TooLong { .. } | RenderError::TooMuchWork { .. })),
+        "{result:?}"
+    );
+    assert!(result.unwrap_err().is_over_budget());
+    // Long work, little output: the fuel stops it.
+    let busy = "{% for i in range(100000) %}{% endfor %}done";
+    assert_eq!(
+        render(busy, &ctx),
+        Err(RenderError::TooMuchWork {
+            field: "content".into(),
+            limit: RENDER_FUEL
+        })
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn a_message_longer_than_whatsapp_allows_is_refused() {
+    let ctx = RenderContext::from_attributes(None, object(json!({"bio": "y".repeat(2_000)})));
+    assert_eq!(
+        render("{{ attributes.bio }}", &ctx),
+        Err(RenderError::TooLong {
+            field: "content".into(),
+            limit: MAX_RENDERED_CHARS
+        })
+    );
+    assert_eq!(
+        render("{% if true %}{{ attributes.bio }}{% endif %}", &ctx),
+        Err(RenderError::TooLong {
+            field: "content".into(),
+            limit: MAX_RENDERED_CHARS
+        })
+    );
+    let exactly = "é".repeat(MAX_RENDERED_CHARS);
+    assert_eq!(render(&exactly, &ctx).unwrap(), exactly);
+}
+
+#[test]
+fn templates_over_budget_without_any_data_are_refused_when_saved() {
+    let error = check(&draft(
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+    ))
+    .unwrap_err();
+    assert_eq!(error.field, "content");
+    assert!(error.message.contains("1600 characters") || error.message.contains("work"));
+    let error = check(&draft(&"x".repeat(MAX_TEMPLATE_CHARS + 1))).unwrap_err();
+    assert!(error.message.contains("longer than 10000"), "{error}");
+    // A loop over the recipient's data cannot be judged without it: saved, bounded later.
+    assert!(check(&draft("{% for i in attributes.items %}{{ i }}{% endfor %}")).is_ok());
+}
