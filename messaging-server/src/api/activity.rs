@@ -320,7 +320,7 @@ impl EventsApi {
     }
 }
 
-#[OpenApi(tag = "ApiTags::Inbound")]
+#[OpenApi(tag = "ApiTags::Events")]
 impl EventsApi {
     /// Record an event
     ///

@@ -33,8 +33,10 @@ pub enum ApiTags {
     Campaigns,
     /// Outbound messages with their status history and audit decisions; replies.
     Messages,
-    /// Inbound WhatsApp messages and trigger events.
+    /// Inbound WhatsApp messages: what users wrote to us.
     Inbound,
+    /// Trigger events: recorded one at a time, they start the campaigns listening for them.
+    Events,
     /// Streaming imports of users and events, answering a data-quality report.
     Ingestion,
     /// Delivery statistics.
