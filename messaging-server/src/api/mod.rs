@@ -11,6 +11,7 @@ pub mod error;
 mod ingest;
 mod messages;
 mod page;
+pub mod timestamp;
 mod users;
 
 use messaging_core::Engine;
