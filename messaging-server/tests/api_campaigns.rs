@@ -397,7 +397,7 @@ async fn campaigns_are_listed_filtered_and_paged() {
     .await;
     assert_eq!(
         scheduled["schedule"]["start_at"],
-        "2099-01-01T08:00:00+00:00"
+        "2099-01-01T08:00:00.000Z"
     );
     assert_eq!(
         scheduled["quiet_hours"],
