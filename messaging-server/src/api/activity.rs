@@ -15,8 +15,8 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
-use super::timestamp::Timestamp;
 use super::messages::phone;
+use super::timestamp::Timestamp;
 use super::{ApiTags, page};
 
 /// A keyword command an inbound message carried.
