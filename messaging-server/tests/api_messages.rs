@@ -219,7 +219,8 @@ async fn bad_replies_and_unknown_messages_answer_the_error_shape() {
         assert_eq!(fields(&error), [field], "{body}: {error}");
     }
     let (status, error) = app.post("/api/v1/messages", &json!({ "body": "hi" })).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(fields(&error), ["user"], "{error}");
     assert!(app.twilio.messages().is_empty());
 
     for id in ["nope", unknown] {

@@ -207,6 +207,7 @@ pub struct ReplyInput {
     pub user: String,
     /// Free text (at most 1600 characters). WhatsApp allows it within 24 hours of the user's
     /// last message; outside that window the reply is skipped.
+    #[oai(validator(min_length = 1, max_length = 1600))]
     pub body: Option<String>,
     /// A template rendered for the user; its approved `content_sid`, when it has one, is
     /// used outside the 24-hour window.

@@ -177,6 +177,7 @@ impl From<Campaign> for CampaignBody {
 #[oai(example)]
 pub struct CampaignInput {
     /// A name for operators.
+    #[oai(validator(min_length = 1))]
     pub name: String,
     /// Only this topic's subscribers are recipients (case-insensitive).
     pub topic: Option<String>,
@@ -190,6 +191,7 @@ pub struct CampaignInput {
     /// When it may send.
     pub schedule: Option<ScheduleInput>,
     /// At most this many sends per second for this campaign (at least 1).
+    #[oai(validator(minimum(value = "1")))]
     pub rate_limit_per_second: Option<u32>,
     /// No sends in this daily period, in each recipient's time zone.
     pub quiet_hours: Option<QuietHoursBody>,
