@@ -68,6 +68,7 @@ impl From<Template> for TemplateBody {
 #[oai(example)]
 pub struct TemplateInput {
     /// A name for operators.
+    #[oai(validator(min_length = 1))]
     pub name: String,
     /// The text, with placeholders.
     pub content: String,
@@ -195,6 +196,7 @@ impl From<Segment> for SegmentBody {
 #[oai(example)]
 pub struct SegmentInput {
     /// A name for operators.
+    #[oai(validator(min_length = 1))]
     pub name: String,
     /// The definition.
     pub rule: Value,
