@@ -109,7 +109,14 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
     };
     let api = api::service(engine, config.max_body_bytes);
     let (spec, swagger) = (api::spec(&api), api::swagger_ui(&api));
-    let api = api::require_token(api.around(api::error::envelope), config.api_token.clone());
+    let bodies =
+        api::validate::BodySchemas::from_spec(&serde_json::from_str(&spec).unwrap_or_default());
+    let api = api::validate::check_bodies(
+        api.around(api::error::envelope),
+        Arc::new(bodies),
+        config.max_body_bytes,
+    );
+    let api = api::require_token(api, config.api_token.clone());
     Route::new()
         .at("/healthz", get(healthz))
         .nest("/api/v1", api)

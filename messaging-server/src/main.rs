@@ -9,6 +9,8 @@
 
 use messaging_server::cli;
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 #[tokio::main]
@@ -28,6 +30,8 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: a log file or journald gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     cli::run(args).await
 }

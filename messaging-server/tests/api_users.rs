@@ -273,7 +273,7 @@ async fn unparsable_phones_and_values_answer_422_naming_the_field() {
 }
 
 #[tokio::test]
-async fn malformed_bodies_answer_400_in_the_error_shape() {
+async fn malformed_bodies_answer_in_the_error_shape() {
     let app = spawn_app().await;
     let (status, error) = app
         .post_raw("/api/v1/users", "application/json", "{not json")
@@ -281,14 +281,23 @@ async fn malformed_bodies_answer_400_in_the_error_shape() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"]["code"], "bad_request", "{error}");
     let (status, error) = app.post("/api/v1/users", &json!({ "name": "x" })).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a missing phone: {error}");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a missing phone: {error}"
+    );
+    assert_eq!(error["error"]["details"]["fields"][0]["field"], "phone");
     let (status, error) = app
         .post(
             "/api/v1/users",
             &json!({ "phone": AMAYA, "attributes": [1] }),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(
+        error["error"]["details"]["fields"][0]["field"],
+        "attributes"
+    );
     let (status, _) = app.get("/api/v1/users?limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     app.stop().await;

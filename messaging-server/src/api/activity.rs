@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use messaging_core::domain::{Command, EventId, InboundMessage, TriggerEvent};
 use messaging_core::engine::Stats;
 use messaging_core::store::{Page, RecordOutcome};
@@ -17,6 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
 use super::messages::phone;
+use super::timestamp::Timestamp;
 use super::{ApiTags, page};
 
 /// A keyword command an inbound message carried.
@@ -61,7 +61,7 @@ pub struct InboundBody {
     /// The topic of a `SUBSCRIBE`/`UNSUBSCRIBE` command.
     pub topic: Option<String>,
     /// When it arrived.
-    pub received_at: DateTime<Utc>,
+    pub received_at: Timestamp,
     /// The webhook's form fields exactly as received.
     pub raw: BTreeMap<String, String>,
 }
@@ -76,7 +76,7 @@ impl From<InboundMessage> for InboundBody {
             body: m.body,
             command: m.command.map(Into::into),
             topic: m.topic.map(|t| t.as_str().to_owned()),
-            received_at: m.received_at,
+            received_at: m.received_at.into(),
             raw: m.raw,
         }
     }
@@ -109,9 +109,9 @@ pub struct EventBody {
     /// Its data (`trigger_data` or `data`), available to templates as `{{ event.KEY }}`.
     pub data: Value,
     /// When it happened.
-    pub occurred_at: DateTime<Utc>,
+    pub occurred_at: Timestamp,
     /// When it was received.
-    pub received_at: DateTime<Utc>,
+    pub received_at: Timestamp,
 }
 
 impl From<TriggerEvent> for EventBody {
@@ -123,8 +123,8 @@ impl From<TriggerEvent> for EventBody {
             user: e.user.map(|u| u.to_string()),
             segment_rule: e.segment_rule.map(|r| r.as_json().clone()),
             data: Value::Object(e.data),
-            occurred_at: e.occurred_at,
-            received_at: e.received_at,
+            occurred_at: e.occurred_at.into(),
+            received_at: e.received_at.into(),
         }
     }
 }
@@ -344,7 +344,7 @@ impl EventsApi {
     }
 }
 
-#[OpenApi(tag = "ApiTags::Inbound")]
+#[OpenApi(tag = "ApiTags::Events")]
 impl EventsApi {
     /// Record an event
     ///

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use messaging_core::Engine;
 use messaging_core::domain::{
     Channel, PhoneNumber, Segment, SegmentDraft, SegmentId, Template, TemplateDraft, TemplateId,
@@ -16,6 +15,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use super::timestamp::Timestamp;
+use super::users::UserBody;
 use super::{ApiTags, page};
 
 /// A message template.
@@ -40,9 +41,9 @@ pub struct TemplateBody {
     /// The placeholders the template uses (read-only).
     pub placeholders: Vec<String>,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
 }
 
 impl From<Template> for TemplateBody {
@@ -56,8 +57,8 @@ impl From<Template> for TemplateBody {
             content_sid: t.content_sid,
             content_variables: t.content_variables,
             placeholders: t.placeholders,
-            created_at: t.created_at,
-            updated_at: t.updated_at,
+            created_at: t.created_at.into(),
+            updated_at: t.updated_at.into(),
         }
     }
 }
@@ -67,6 +68,7 @@ impl From<Template> for TemplateBody {
 #[oai(example)]
 pub struct TemplateInput {
     /// A name for operators.
+    #[oai(validator(min_length = 1))]
     pub name: String,
     /// The text, with placeholders.
     pub content: String,
@@ -172,9 +174,9 @@ pub struct SegmentBody {
     /// `event`).
     pub rule: Value,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
 }
 
 impl From<Segment> for SegmentBody {
@@ -183,8 +185,8 @@ impl From<Segment> for SegmentBody {
             id: s.id.to_string(),
             name: s.name,
             rule: s.rule.as_json().clone(),
-            created_at: s.created_at,
-            updated_at: s.updated_at,
+            created_at: s.created_at.into(),
+            updated_at: s.updated_at.into(),
         }
     }
 }
@@ -194,6 +196,7 @@ impl From<Segment> for SegmentBody {
 #[oai(example)]
 pub struct SegmentInput {
     /// A name for operators.
+    #[oai(validator(min_length = 1))]
     pub name: String,
     /// The definition.
     pub rule: Value,
@@ -233,14 +236,14 @@ pub struct SegmentPreviewBody {
     /// How many users match.
     pub count: u64,
     /// The first matching users (at most 20).
-    pub sample: Vec<Value>,
+    pub sample: Vec<UserBody>,
 }
 
 /// A page of a segment's members.
 #[derive(Debug, Object)]
 pub struct MemberPage {
-    /// The users (see the user resource).
-    pub items: Vec<Value>,
+    /// The users.
+    pub items: Vec<UserBody>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
@@ -276,10 +279,6 @@ fn segment_id(id: &str) -> Result<SegmentId, ApiError> {
 
 fn rule(value: &Value) -> Result<SegmentRule, ApiError> {
     SegmentRule::parse(value).map_err(|e| ApiError::from(messaging_core::EngineError::from(e)))
-}
-
-fn user_json(user: &messaging_core::domain::User) -> Value {
-    serde_json::to_value(user).unwrap_or(Value::Null)
 }
 
 /// Templates.
@@ -480,7 +479,7 @@ impl SegmentsApi {
             .await?;
         Ok(Json(SegmentPreviewBody {
             count: preview.count,
-            sample: preview.sample.iter().map(user_json).collect(),
+            sample: preview.sample.into_iter().map(Into::into).collect(),
         }))
     }
 
@@ -543,7 +542,7 @@ impl SegmentsApi {
             .segment_members(segment_id(&id)?, &page::request(limit.0, cursor.0, None))
             .await?;
         Ok(Json(MemberPage {
-            items: found.items.iter().map(user_json).collect(),
+            items: found.items.into_iter().map(Into::into).collect(),
             next_cursor: found.next_cursor,
         }))
     }

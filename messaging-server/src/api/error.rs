@@ -34,7 +34,8 @@ pub struct ErrorEnvelope {
 /// An error answer of the API.
 #[derive(Debug, ApiResponse)]
 pub enum ApiError {
-    /// The request is malformed (not JSON, a parameter of the wrong type, a missing field).
+    /// The request is malformed (a body that is not JSON, with its line and column; a
+    /// parameter of the wrong type).
     #[oai(status = 400)]
     BadRequest(Json<ErrorEnvelope>),
     /// `Authorization: Bearer <API_TOKEN>` is missing or wrong.
@@ -49,8 +50,9 @@ pub enum ApiError {
     /// The body is larger than the server accepts.
     #[oai(status = 413)]
     TooLarge(Json<ErrorEnvelope>),
-    /// Well-formed, but a value is not acceptable (an invalid phone, a template that does not
-    /// compile…).
+    /// Well-formed, but not acceptable: a body that does not fit its schema (every missing,
+    /// mistyped or unknown field named in `details.fields`), an invalid phone, a template
+    /// that does not compile…
     #[oai(status = 422)]
     Invalid(Json<ErrorEnvelope>),
     /// The server failed (the database is unavailable…).
@@ -72,6 +74,20 @@ impl ApiError {
     /// 400 with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::BadRequest(body("bad_request", message, None))
+    }
+
+    /// 400 for a body that is not JSON at all, with where the parser stopped.
+    pub fn not_json(error: &serde_json::Error) -> Self {
+        let message = if error.is_eof() && error.line() == 1 && error.column() == 0 {
+            "the body is empty; this operation takes a JSON body".to_owned()
+        } else {
+            format!("the body is not valid JSON: {error}")
+        };
+        Self::BadRequest(body(
+            "bad_request",
+            message,
+            Some(json!({ "line": error.line(), "column": error.column() })),
+        ))
     }
 
     /// 401.

@@ -1,7 +1,6 @@
 //! `messages`: outbound messages with their status history and audit decisions, and
 //! replies (`POST messages`: one message to one user, outside any campaign).
 
-use chrono::{DateTime, Utc};
 use messaging_core::domain::{
     AuditDecision, CampaignId, Message, MessageId, MessageStatus, PhoneNumber, StatusChange,
     TemplateId,
@@ -15,6 +14,7 @@ use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 use super::error::ApiError;
+use super::timestamp::Timestamp;
 use super::{ApiTags, page};
 
 /// Where an outbound message is: `pending` (no decision yet), `queued`, `sending`, `sent`
@@ -75,14 +75,14 @@ pub struct StatusChangeBody {
     /// The new status.
     pub status: MessageState,
     /// When it changed.
-    pub at: DateTime<Utc>,
+    pub at: Timestamp,
 }
 
 impl From<StatusChange> for StatusChangeBody {
     fn from(change: StatusChange) -> Self {
         Self {
             status: change.status.into(),
-            at: change.at,
+            at: change.at.into(),
         }
     }
 }
@@ -98,7 +98,7 @@ pub struct DecisionBody {
     /// Why.
     pub reason: String,
     /// When.
-    pub at: DateTime<Utc>,
+    pub at: Timestamp,
 }
 
 impl From<AuditDecision> for DecisionBody {
@@ -107,7 +107,7 @@ impl From<AuditDecision> for DecisionBody {
             step: decision.step,
             outcome: decision.outcome.into(),
             reason: decision.reason,
-            at: decision.at,
+            at: decision.at.into(),
         }
     }
 }
@@ -141,9 +141,9 @@ pub struct MessageBody {
     #[oai(skip_serializing_if_is_none)]
     pub decisions: Option<Vec<DecisionBody>>,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
 }
 
 impl From<Message> for MessageBody {
@@ -175,8 +175,8 @@ impl MessageBody {
             attempts: m.attempts,
             history: None,
             decisions: None,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
+            created_at: m.created_at.into(),
+            updated_at: m.updated_at.into(),
         }
     }
 }
@@ -207,6 +207,7 @@ pub struct ReplyInput {
     pub user: String,
     /// Free text (at most 1600 characters). WhatsApp allows it within 24 hours of the user's
     /// last message; outside that window the reply is skipped.
+    #[oai(validator(min_length = 1, max_length = 1600))]
     pub body: Option<String>,
     /// A template rendered for the user; its approved `content_sid`, when it has one, is
     /// used outside the 24-hour window.

@@ -1,7 +1,8 @@
 //! The JSON API under `/api/v1`, described by the OpenAPI document it is generated with
 //! (`/openapi.json`, Swagger UI at `/apidocs/`). Each file holds one group of resources as a
 //! poem-openapi `OpenApi` struct over the engine; handlers parse the request, call the engine
-//! and shape the answer, nothing more. Errors take one shape ([`error`]); `API_TOKEN`, when
+//! and shape the answer, nothing more. Errors take one shape ([`error`]); a JSON body is
+//! checked against the document before its handler runs ([`validate`]); `API_TOKEN`, when
 //! set, is required as a bearer token ([`require_token`]).
 
 mod activity;
@@ -11,7 +12,9 @@ pub mod error;
 mod ingest;
 mod messages;
 mod page;
+pub mod timestamp;
 mod users;
+pub mod validate;
 
 use messaging_core::Engine;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
@@ -33,8 +36,10 @@ pub enum ApiTags {
     Campaigns,
     /// Outbound messages with their status history and audit decisions; replies.
     Messages,
-    /// Inbound WhatsApp messages and trigger events.
+    /// Inbound WhatsApp messages: what users wrote to us.
     Inbound,
+    /// Trigger events: recorded one at a time, they start the campaigns listening for them.
+    Events,
     /// Streaming imports of users and events, answering a data-quality report.
     Ingestion,
     /// Delivery statistics.

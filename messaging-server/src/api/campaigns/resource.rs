@@ -14,6 +14,7 @@ use poem_openapi::{Enum, Object};
 
 use crate::api::activity::EventBody;
 use crate::api::error::ApiError;
+use crate::api::timestamp::Timestamp;
 
 /// Where a campaign is in its life: `draft` (sends nothing), `scheduled` (waits for
 /// `schedule.start_at`, or listens for its events), `running`, `paused`, `completed`,
@@ -79,10 +80,10 @@ pub struct TriggerBody {
 #[derive(Debug, Clone, Object)]
 pub struct ScheduleBody {
     /// Not before this instant (RFC 3339); a scheduled manual campaign starts then.
-    pub start_at: Option<DateTime<Utc>>,
+    pub start_at: Option<Timestamp>,
     /// Not after this instant (RFC 3339); the campaign completes then and what it had not
     /// sent is skipped.
-    pub end_at: Option<DateTime<Utc>>,
+    pub end_at: Option<Timestamp>,
 }
 
 /// When a campaign may send, as given: times are RFC 3339 with an offset
@@ -130,9 +131,9 @@ pub struct CampaignBody {
     /// Where it is in its life.
     pub status: CampaignState,
     /// When it was created.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
 }
 
 impl From<Campaign> for CampaignBody {
@@ -156,8 +157,8 @@ impl From<Campaign> for CampaignBody {
             segment_id: c.segment_id.map(|id| id.to_string()),
             trigger,
             schedule: ScheduleBody {
-                start_at: c.schedule.start_at,
-                end_at: c.schedule.end_at,
+                start_at: c.schedule.start_at.map(Into::into),
+                end_at: c.schedule.end_at.map(Into::into),
             },
             rate_limit_per_second: c.rate_limit_per_second,
             quiet_hours: c.quiet_hours.map(|q| QuietHoursBody {
@@ -165,8 +166,8 @@ impl From<Campaign> for CampaignBody {
                 end: hhmm(q.end),
             }),
             status: c.status.into(),
-            created_at: c.created_at,
-            updated_at: c.updated_at,
+            created_at: c.created_at.into(),
+            updated_at: c.updated_at.into(),
         }
     }
 }
@@ -176,6 +177,7 @@ impl From<Campaign> for CampaignBody {
 #[oai(example)]
 pub struct CampaignInput {
     /// A name for operators.
+    #[oai(validator(min_length = 1))]
     pub name: String,
     /// Only this topic's subscribers are recipients (case-insensitive).
     pub topic: Option<String>,
@@ -189,6 +191,7 @@ pub struct CampaignInput {
     /// When it may send.
     pub schedule: Option<ScheduleInput>,
     /// At most this many sends per second for this campaign (at least 1).
+    #[oai(validator(minimum(value = "1")))]
     pub rate_limit_per_second: Option<u32>,
     /// No sends in this daily period, in each recipient's time zone.
     pub quiet_hours: Option<QuietHoursBody>,

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
 use messaging_core::domain::{Consent, Subscription, TopicSummary, User};
 use poem_openapi::types::Example;
 use poem_openapi::{Enum, Object};
 use serde_json::{Value, json};
+
+use crate::api::timestamp::Timestamp;
 
 /// Whether campaigns may reach a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -50,11 +51,11 @@ pub struct UserBody {
     /// `/users/{phone}/subscriptions`).
     pub topics: Vec<String>,
     /// When the user last wrote to us (it opens WhatsApp's 24-hour window).
-    pub last_inbound_at: Option<DateTime<Utc>>,
+    pub last_inbound_at: Option<Timestamp>,
     /// When the user was first stored.
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// When the user last changed.
-    pub updated_at: DateTime<Utc>,
+    pub updated_at: Timestamp,
 }
 
 impl From<User> for UserBody {
@@ -69,9 +70,9 @@ impl From<User> for UserBody {
             timezone: u.timezone.map(|tz| tz.name().to_owned()),
             locale: u.locale,
             topics: u.topics.iter().map(ToString::to_string).collect(),
-            last_inbound_at: u.last_inbound_at,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
+            last_inbound_at: u.last_inbound_at.map(Into::into),
+            created_at: u.created_at.into(),
+            updated_at: u.updated_at.into(),
         }
     }
 }
@@ -205,7 +206,7 @@ pub struct SubscriptionBody {
     /// The topic, upper-case.
     pub topic: String,
     /// Since when.
-    pub subscribed_at: DateTime<Utc>,
+    pub subscribed_at: Timestamp,
 }
 
 impl From<Subscription> for SubscriptionBody {
@@ -213,7 +214,7 @@ impl From<Subscription> for SubscriptionBody {
         Self {
             phone: s.phone.to_string(),
             topic: s.topic.to_string(),
-            subscribed_at: s.subscribed_at,
+            subscribed_at: s.subscribed_at.into(),
         }
     }
 }
