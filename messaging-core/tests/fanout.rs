@@ -494,3 +494,55 @@ async fn campaign_stats_say_why_messages_were_skipped() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_template_over_its_budget_pauses_its_campaign_with_the_problem_until_fixed() {
+    let t = engine().await;
+    let rows: Vec<String> = (0..150)
+        .map(|i| format!("+9477100{i:04},User {i},OPT_IN,\"{{\"\"n\"\": 100000}}\""))
+        .collect();
+    let csv = format!("phone,name,consent_state,attributes\n{}\n", rows.join("\n"));
+    t.engine
+        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .await
+        .unwrap();
+    // Harmless without data, so it saves; with each user's `n` it would never end.
+    let hostile = "{% for i in range(attributes.n) %}{% for j in range(attributes.n) %}x\
+                   {% endfor %}{% endfor %}";
+    let c = campaign(&t, hostile, json!({})).await;
+    let started = std::time::Instant::now();
+    let error = t.engine.launch_campaign(c.id).await.unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let message = error.to_string();
+    assert!(message.contains("template_id") && message.contains("\"t\""), "{message}");
+
+    let paused = t.engine.get_campaign(c.id).await.unwrap();
+    assert_eq!(paused.status, messaging_core::domain::CampaignStatus::Paused);
+    let problem = paused.problem.clone().unwrap();
+    assert!(problem.contains("could not be fanned out"), "{problem}");
+    assert!(messages(&t, &c).await.is_empty());
+    // Nothing is retried while it is paused.
+    t.engine.complete_runs().await.unwrap();
+    assert_eq!(t.engine.get_campaign(c.id).await.unwrap().status, paused.status);
+
+    // Fixed and resumed: the same run goes out, and the problem is gone.
+    t.engine
+        .update_template(
+            paused.template_id,
+            TemplateDraft {
+                name: "t".into(),
+                content: "Hi {{ name }}".into(),
+                ..TemplateDraft::default()
+            },
+        )
+        .await
+        .unwrap();
+    let resumed = t
+        .engine
+        .command_campaign(c.id, messaging_core::domain::CampaignCommand::Resume)
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, messaging_core::domain::CampaignStatus::Running);
+    assert_eq!(resumed.problem, None);
+    assert_eq!(messages(&t, &c).await.len(), 150);
+}

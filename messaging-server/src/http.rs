@@ -52,14 +52,9 @@ pub async fn start(
     let engine = Engine::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
-    // Fan-outs a previous run of the server did not finish (a crash, a kill) go on now.
-    match engine.complete_runs().await {
-        Ok(resumed) if !resumed.is_empty() => {
-            tracing::info!(runs = resumed.len(), "completed unfinished campaign runs");
-        }
-        Ok(_) => {}
-        Err(error) => tracing::error!(%error, "could not look for unfinished campaign runs"),
-    }
+    // Fan-outs a previous run of the server did not finish (a crash, a kill) are completed
+    // by the dispatcher once it runs, beside the requests: stored work never keeps the server
+    // from listening.
     let acceptor = TcpListener::bind(config.bind.clone())
         .into_acceptor()
         .await

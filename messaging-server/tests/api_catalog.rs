@@ -176,3 +176,43 @@ async fn a_cursor_that_no_page_gave_is_a_bad_request() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn templates_that_would_never_finish_are_refused_or_stopped_within_budget() {
+    let app = spawn_app().await;
+    let endless =
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+    let (status, error) = app
+        .post(
+            "/api/v1/templates",
+            &json!({"name": "endless", "content": endless}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(error["error"]["details"]["field"], "content", "{error}");
+
+    // Harmless without data, endless with it: saved, and its preview stops at the budget.
+    let data_driven = "{% for i in range(attributes.n) %}{% for j in range(attributes.n) %}x\
+                       {% endfor %}{% endfor %}";
+    let (status, created) = app
+        .post(
+            "/api/v1/templates",
+            &json!({"name": "data driven", "content": data_driven}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let started = std::time::Instant::now();
+    let (status, error) = app
+        .post(
+            &format!("/api/v1/templates/{id}/preview"),
+            &json!({"attributes": {"n": 100000}}),
+        )
+        .await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("1600 characters") || message.contains("work"), "{message}");
+    let (status, _) = app.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+}

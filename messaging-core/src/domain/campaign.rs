@@ -160,6 +160,10 @@ pub struct Campaign {
     pub quiet_hours: Option<QuietHours>,
     /// Where it is in its life.
     pub status: CampaignStatus,
+    /// Why it stopped by itself, when it did: a run of it could not be fanned out (its
+    /// template runs over its budget, its segment is gone…), so it was paused. Cleared when a
+    /// run's fan-out completes (after a fix, resume it).
+    pub problem: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -217,6 +221,7 @@ impl CampaignDraft {
             rate_limit_per_second: self.rate_limit_per_second,
             quiet_hours: self.quiet_hours,
             status,
+            problem: None,
             created_at,
             updated_at,
         }

@@ -142,8 +142,10 @@ impl Engine {
         }
         if command == CampaignCommand::Resume {
             // Runs that waited while the campaign was paused (a launch whose fan-out had not
-            // finished, a scheduled campaign's first run) go on now.
+            // finished, a scheduled campaign's first run) go on now; one that fails again
+            // pauses the campaign again, which the answer shows.
             self.complete_runs().await?;
+            return self.get_campaign(id).await;
         }
         Ok(campaign)
     }

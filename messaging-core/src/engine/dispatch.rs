@@ -154,6 +154,8 @@ impl Dispatcher {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut supervised_at: Option<DateTime<Utc>> = None;
+        // Runs are completed beside the rounds, so a long fan-out never holds up sending.
+        let mut completing: Option<tokio::task::JoinHandle<()>> = None;
         tracing::info!(
             provider = self.provider.name(),
             rate = self.config.send_rate_per_second,
@@ -163,6 +165,18 @@ impl Dispatcher {
             let now = self.engine.clock.now();
             if supervised_at.is_none_or(|at| now - at >= chrono::Duration::seconds(1)) {
                 supervised_at = Some(now);
+                if completing.as_ref().is_none_or(|task| task.is_finished()) {
+                    let engine = self.engine.clone();
+                    completing = Some(tokio::spawn(async move {
+                        match engine.complete_runs().await {
+                            Ok(done) if !done.is_empty() => {
+                                tracing::info!(runs = done.len(), "completed campaign runs");
+                            }
+                            Ok(_) => {}
+                            Err(error) => tracing::error!(%error, "could not complete runs"),
+                        }
+                    }));
+                }
                 if let Err(error) = self.engine.supervise_campaigns().await {
                     tracing::error!(%error, "could not supervise campaigns");
                 }
@@ -180,6 +194,10 @@ impl Dispatcher {
                 () = &mut shutdown => break,
                 () = tokio::time::sleep(pause.unwrap_or_default()) => {}
             }
+        }
+        // A fan-out cut short is completed at the next start, without duplicates.
+        if let Some(task) = completing {
+            task.abort();
         }
         tracing::info!("dispatcher stopping: waiting for the sends in flight");
         self.drain().await;

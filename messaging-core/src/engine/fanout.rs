@@ -11,19 +11,21 @@ mod ids;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::domain::{
-    AuditDecision, Campaign, CampaignCommand, CampaignId, CampaignStatus, Message, MessageId,
-    MessageStatus, Trigger, TriggerEvent, User,
+    AuditDecision, Campaign, CampaignCommand, CampaignId, Message, MessageId, MessageStatus,
+    Trigger, TriggerEvent, User,
 };
 use crate::orchestrate::policy::{self, Verdict};
 use crate::segment::SegmentRule;
 use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest};
-use crate::template::{CompiledTemplate, RenderContext, Rendered};
+use crate::template::{CompiledTemplate, RenderContext, RenderError, Rendered};
 
 use self::ids::MessageIds;
 use super::{Engine, EngineError};
@@ -34,10 +36,18 @@ pub(super) const LAUNCH: &str = "launch";
 /// Users read, rendered and written per transaction.
 const FAN_OUT_BATCH: u32 = 5_000;
 
+/// A run stops when this many recipients in a row, from its start, could not be rendered
+/// within the budget (see [`RenderError::is_over_budget`]): the template is at fault.
+const OVER_BUDGET_STOP: u32 = 100;
+
 /// What every batch of one fan-out shares.
 struct Recipients {
     rule: SegmentRule,
+    /// The template's name, for errors.
+    template_name: String,
     template: Arc<CompiledTemplate>,
+    /// Whether any recipient's message has rendered within its budget yet.
+    any_within_budget: Arc<AtomicBool>,
     content_sid: Option<String>,
     event: Arc<serde_json::Map<String, serde_json::Value>>,
     now: chrono::DateTime<chrono::Utc>,
@@ -64,10 +74,13 @@ impl Engine {
     ) -> Result<(Campaign, Option<RunSummary>), EngineError> {
         let campaign = self.command_campaign(id, CampaignCommand::Launch).await?;
         match campaign.trigger {
-            Trigger::Manual => {
-                let summary = self.fan_out(&campaign, None).await?;
-                Ok((campaign, Some(summary)))
-            }
+            Trigger::Manual => match self.fan_out(&campaign, None).await {
+                Ok(summary) => Ok((campaign, Some(summary))),
+                Err(error) => {
+                    self.fan_out_failed(&campaign, LAUNCH, &error).await;
+                    Err(error)
+                }
+            },
             Trigger::Event { .. } => Ok((campaign, None)),
         }
     }
@@ -92,7 +105,7 @@ impl Engine {
     }
 
     /// Fans out an opened run (see [`Engine::fan_out`]).
-    async fn fan_out_run(
+    pub(super) async fn fan_out_run(
         &self,
         campaign: &Campaign,
         run: CampaignRun,
@@ -104,7 +117,9 @@ impl Engine {
         let now = self.clock.now();
         let recipients = Recipients {
             rule,
+            template_name: template.name.clone(),
             template: Arc::new(compiled),
+            any_within_budget: Arc::default(),
             content_sid: template.content_sid.clone(),
             event: Arc::new(event.map(|e| e.data.clone()).unwrap_or_default()),
             now,
@@ -149,6 +164,9 @@ impl Engine {
         };
         let ((), (), added) = tokio::try_join!(read, render, write)?;
         let messages = self.store.finish_run(run.id).await?;
+        if campaign.problem.is_some() {
+            self.store.set_campaign_problem(campaign.id, None).await?;
+        }
         tracing::info!(campaign = %campaign.id, run = %run.id, messages, added, "fanned out");
         Ok(RunSummary {
             run,
@@ -181,76 +199,39 @@ impl Engine {
     ) -> Result<Vec<OutboxEntry>, EngineError> {
         let (template, event) = (recipients.template.clone(), recipients.event.clone());
         let (content_sid, now) = (recipients.content_sid.clone(), self.clock.now());
+        let within_budget = recipients.any_within_budget.clone();
         let ids = recipients.ids.take(users.len());
         let entries = tokio::task::spawn_blocking(move || {
-            users
-                .into_iter()
-                .zip(ids)
-                .map(|(user, id)| {
-                    let mut entry = entry_for(id, user, &template, &event, now);
-                    entry.content_sid = content_sid.clone();
-                    entry
-                })
-                .collect()
+            let mut over_budget = 0;
+            let mut entries = Vec::with_capacity(users.len());
+            for (user, id) in users.into_iter().zip(ids) {
+                let (mut entry, error) = entry_for(id, user, &template, &event, now);
+                match error {
+                    Some(error) if error.is_over_budget() => {
+                        over_budget += 1;
+                        // The template, not the data: stop before it costs a whole run.
+                        if over_budget >= OVER_BUDGET_STOP && !within_budget.load(Relaxed) {
+                            return Err(error);
+                        }
+                    }
+                    _ => within_budget.store(true, Relaxed),
+                }
+                entry.content_sid = content_sid.clone();
+                entries.push(entry);
+            }
+            Ok(entries)
         })
         .await
         .map_err(|_| crate::store::StoreError::WorkerGone)?;
-        Ok(entries)
-    }
-
-    /// Fans out every run whose fan-out has not finished: runs opened by recorded events
-    /// (for the campaigns listening for them), and runs cut short by a crash. Idempotent; call
-    /// it at start-up and after recording events. Runs of paused campaigns wait for them to
-    /// resume; runs of campaigns that ended are closed with what they have.
-    pub async fn complete_runs(&self) -> Result<Vec<RunSummary>, EngineError> {
-        let mut completed = Vec::new();
-        for run in self.store.unfinished_runs().await? {
-            // One run that cannot be completed now must not hold up the others.
-            match self.complete_run(run.clone()).await {
-                Ok(Some(summary)) => completed.push(summary),
-                Ok(None) => {}
-                Err(error) => tracing::error!(
-                    run = %run.id,
-                    campaign = %run.campaign_id,
-                    %error,
-                    "could not complete a campaign run; it stays for the next attempt"
+        entries.map_err(|error| {
+            EngineError::invalid(
+                "template_id",
+                format!(
+                    "the template \"{}\" cannot be rendered: {error}",
+                    recipients.template_name
                 ),
-            }
-        }
-        Ok(completed)
-    }
-
-    /// Fans out one unfinished run if its campaign still wants it, closes it if the campaign
-    /// never will, and leaves it for later if the campaign is paused.
-    async fn complete_run(&self, run: CampaignRun) -> Result<Option<RunSummary>, EngineError> {
-        let Some(campaign) = self.store.get_campaign(run.campaign_id).await? else {
-            return Ok(None);
-        };
-        let event = match run.event_id {
-            Some(id) => self.store.get_event(id).await?,
-            None => None,
-        };
-        let wanted = match (&campaign.trigger, &event) {
-            (Trigger::Manual, None) => run.event_id.is_none(),
-            (Trigger::Event { event: name }, Some(event)) => event.matches(name),
-            _ => false,
-        };
-        let listening = match campaign.trigger {
-            Trigger::Manual => campaign.status == CampaignStatus::Running,
-            Trigger::Event { .. } => matches!(
-                campaign.status,
-                CampaignStatus::Scheduled | CampaignStatus::Running
-            ),
-        };
-        if wanted && listening {
-            return Ok(Some(
-                self.fan_out_run(&campaign, run, event.as_ref()).await?,
-            ));
-        }
-        if !wanted || campaign.status.is_terminal() {
-            self.store.finish_run(run.id).await?;
-        }
-        Ok(None)
+            )
+        })
     }
 
     /// Who a run of `campaign` (for `event`, if any) is for.
@@ -314,6 +295,8 @@ pub(super) struct PreparedMessage {
     /// Skipped at once (the message cannot be rendered, the user opted out); `None` to leave
     /// it to the dispatcher.
     pub decision: Option<AuditDecision>,
+    /// Why it could not be rendered.
+    pub error: Option<RenderError>,
 }
 
 /// Renders `user`'s message and takes the decisions that need nothing but the user: a message
@@ -331,6 +314,7 @@ pub(super) fn prepare_message(
             body: None,
             content_variables: None,
             decision: policy::decision("template", &Verdict::Skip(error.to_string()), now),
+            error: Some(error),
         },
         Ok(Rendered {
             body,
@@ -339,21 +323,23 @@ pub(super) fn prepare_message(
             body: Some(body),
             content_variables,
             decision: policy::decision("consent", &consent, now),
+            error: None,
         },
     }
 }
 
-/// The outbox entry of one recipient (see [`prepare_message`]).
+/// The outbox entry of one recipient (see [`prepare_message`]), and why it could not be
+/// rendered.
 fn entry_for(
     id: MessageId,
     user: User,
     template: &CompiledTemplate,
     event: &Arc<serde_json::Map<String, serde_json::Value>>,
     now: chrono::DateTime<chrono::Utc>,
-) -> OutboxEntry {
+) -> (OutboxEntry, Option<RenderError>) {
     let phone = user.phone.clone();
     let prepared = prepare_message(user, template, event, now);
-    OutboxEntry {
+    let entry = OutboxEntry {
         id,
         phone,
         body: prepared.body.unwrap_or_default(),
@@ -364,7 +350,8 @@ fn entry_for(
             .as_ref()
             .map_or(MessageStatus::Pending, |d| d.outcome),
         decision: prepared.decision,
-    }
+    };
+    (entry, prepared.error)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod people;
 mod preview;
 mod receipts;
 mod replies;
+mod runs;
 mod stats;
 mod supervise;
 
@@ -40,6 +41,7 @@ pub use supervise::Supervision;
 pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    run_retries: Arc<runs::RunRetries>,
 }
 
 /// Why an engine call failed. Front ends map each kind to their own way of saying it (an
@@ -101,7 +103,11 @@ impl Engine {
     /// An engine over any store and clock (tests use a fake clock; embedders may bring their
     /// own store).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            run_retries: Arc::default(),
+        }
     }
 
     /// Opens the store a database URL names (`sqlite://PATH`) with the system clock, creating

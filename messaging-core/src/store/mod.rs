@@ -288,6 +288,14 @@ pub trait CampaignStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Records why a campaign stopped by itself (`None` clears it); see
+    /// [`Campaign::problem`].
+    async fn set_campaign_problem(
+        &self,
+        id: CampaignId,
+        problem: Option<String>,
+    ) -> Result<(), StoreError>;
+
     /// One campaign.
     async fn get_campaign(&self, id: CampaignId) -> Result<Option<Campaign>, StoreError>;
 

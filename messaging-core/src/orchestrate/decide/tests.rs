@@ -23,6 +23,7 @@ fn campaign() -> Campaign {
         rate_limit_per_second: None,
         quiet_hours: None,
         status: CampaignStatus::Running,
+        problem: None,
         created_at: at(0, 0),
         updated_at: at(0, 0),
     }

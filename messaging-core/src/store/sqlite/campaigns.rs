@@ -13,8 +13,8 @@ use crate::segment::sql::event_name_key;
 use crate::store::{CampaignQuery, CampaignStore, Page, PageRequest, StoreError};
 
 const SELECT_CAMPAIGNS: &str = "SELECT id, name, topic, template_id, segment_id, trigger, \
-     start_at, end_at, rate_limit_per_second, quiet_hours, status, created_at, updated_at \
-     FROM campaigns";
+     start_at, end_at, rate_limit_per_second, quiet_hours, status, created_at, updated_at, \
+     problem FROM campaigns";
 
 fn status_text(status: CampaignStatus) -> SqlValue {
     SqlValue::Text(
@@ -37,6 +37,7 @@ fn campaign_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Campaign, StoreEr
     let quiet_hours: Option<String> = row.get(9)?;
     let status: String = row.get(10)?;
     let (created_at, updated_at): (i64, i64) = (row.get(11)?, row.get(12)?);
+    let problem: Option<String> = row.get(13)?;
     Ok((|| {
         Ok(Campaign {
             id: id.parse().map_err(corrupt)?,
@@ -59,6 +60,7 @@ fn campaign_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Campaign, StoreEr
                 .transpose()
                 .map_err(corrupt)?,
             status: serde_json::from_value(status.into()).map_err(corrupt)?,
+            problem,
             created_at: from_millis(created_at),
             updated_at: from_millis(updated_at),
         })
@@ -158,6 +160,23 @@ impl CampaignStore for SqliteStore {
                     params_from_iter(values),
                 )
                 .map(|n| n > 0)
+                .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn set_campaign_problem(
+        &self,
+        id: CampaignId,
+        problem: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE campaigns SET problem = ? WHERE id = ?",
+                    rusqlite::params![problem, id.to_string()],
+                )
+                .map(|_| ())
                 .map_err(db_error)
             })
             .await

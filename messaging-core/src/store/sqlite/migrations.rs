@@ -256,6 +256,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_conversations ON messages (dispatched_at) WHERE sent_as = 'template';
     CREATE INDEX message_log_by_message ON message_log (message_id, at);
     "#,
+    // 8: why a campaign stopped by itself (a run that could not be fanned out).
+    r#"
+    ALTER TABLE campaigns ADD COLUMN problem TEXT;
+    "#,
 ];
 
 /// How many migrations this build knows.

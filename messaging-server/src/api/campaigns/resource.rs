@@ -130,6 +130,10 @@ pub struct CampaignBody {
     pub quiet_hours: Option<QuietHoursBody>,
     /// Where it is in its life.
     pub status: CampaignState,
+    /// Why it paused by itself, when it did: a run could not be fanned out (its template
+    /// renders too long a message or takes too much work, its segment is gone…). Fix that,
+    /// then resume it; null otherwise.
+    pub problem: Option<String>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -166,6 +170,7 @@ impl From<Campaign> for CampaignBody {
                 end: hhmm(q.end),
             }),
             status: c.status.into(),
+            problem: c.problem,
             created_at: c.created_at.into(),
             updated_at: c.updated_at.into(),
         }
