@@ -89,9 +89,14 @@ async fn engine_with_users(dir: &std::path::Path, users: std::ops::Range<usize>)
         .collect::<Vec<_>>()
         .join("\n");
     engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     engine
 }
 

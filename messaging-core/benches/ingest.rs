@@ -109,9 +109,14 @@ fn child(csv: &Path, db: &Path) {
         let file = std::fs::File::open(csv).unwrap();
         let start = Instant::now();
         let report = engine
-            .ingest_users(file, UserFileFormat::Csv)
+            .ingest_users(
+                file,
+                UserFileFormat::Csv,
+                messaging_core::ingest::IngestSource::Api,
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .report;
         (start.elapsed(), report)
     });
     println!(

@@ -45,9 +45,14 @@ async fn start(users: Vec<String>, faults: Faults) -> Running {
         .collect::<Vec<_>>()
         .join("\n");
     engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();
     twilio.set_faults(faults).unwrap();
     let mut settings = TwilioConfig::new(

@@ -15,9 +15,14 @@ async fn with_samples() -> TestEngine {
         ("users.json", UserFileFormat::Json),
     ] {
         t.engine
-            .ingest_users(open_sample(file), format)
+            .ingest_users(
+                open_sample(file),
+                format,
+                messaging_core::ingest::IngestSource::Api,
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .report;
     }
     t
 }
@@ -211,9 +216,14 @@ async fn ingested_events_trigger_the_campaigns_listening_for_them_once() {
     )
     .await;
     t.engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(
+            open_sample("events.jsonl"),
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .ingestion
+        .report;
     // evt-1001 (topic DANCE) ∩ every opted-in user.
     let first = messages(&t, &c).await;
     assert_eq!(first.len(), 6);
@@ -224,9 +234,14 @@ async fn ingested_events_trigger_the_campaigns_listening_for_them_once() {
 
     let again = t
         .engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(
+            open_sample("events.jsonl"),
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .ingestion
+        .report;
     assert_eq!(again.inserted, 0);
     assert_eq!(
         messages(&t, &c).await.len(),
@@ -321,9 +336,14 @@ async fn a_user_event_reaches_that_user_only() {
     )
     .await;
     t.engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(
+            open_sample("events.jsonl"),
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .ingestion
+        .report;
     // Two cart_abandoned events for Amaya: two runs, one message each, to her alone.
     let all = messages(&t, &c).await;
     let recipients: Vec<_> = all.iter().map(|m| m.0.as_str()).collect();

@@ -14,17 +14,32 @@ use serde_json::{Value, json};
 async fn with_samples() -> TestEngine {
     let t = engine().await;
     t.engine
-        .ingest_users(open_sample("users.csv"), UserFileFormat::Csv)
+        .ingest_users(
+            open_sample("users.csv"),
+            UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     t.engine
-        .ingest_users(open_sample("users.json"), UserFileFormat::Json)
+        .ingest_users(
+            open_sample("users.json"),
+            UserFileFormat::Json,
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     t.engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(
+            open_sample("events.jsonl"),
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .ingestion
+        .report;
     t
 }
 

@@ -17,9 +17,14 @@ async fn stats_count_per_campaign_and_in_total() {
         ("users.json", UserFileFormat::Json),
     ] {
         t.engine
-            .ingest_users(open_sample(file), format)
+            .ingest_users(
+                open_sample(file),
+                format,
+                messaging_core::ingest::IngestSource::Api,
+            )
             .await
-            .unwrap();
+            .unwrap()
+            .report;
     }
     let template = t
         .engine

@@ -20,9 +20,11 @@ async fn users(app: &TestApp, csv: &str) {
         .ingest_users(
             std::io::Cursor::new(csv.as_bytes().to_vec()),
             UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
 }
 
 /// Creates a template over HTTP and answers its id.

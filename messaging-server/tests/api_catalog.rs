@@ -99,9 +99,11 @@ async fn segments_preview_count_and_list_members() {
                 b"phone,city\n+94771234501,Colombo\n+94771234502,Kandy\n".to_vec(),
             ),
             messaging_core::ingest::UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     let rule = json!({ "attributes.city": "Colombo" });
     let (status, preview) = app
         .post("/api/v1/segments/preview", &json!({ "rule": rule }))

@@ -21,9 +21,11 @@ async fn users(app: &TestApp, csv: &str) {
         .ingest_users(
             std::io::Cursor::new(csv.as_bytes().to_vec()),
             UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
 }
 
 /// A WhatsApp message from `from`, as Twilio's inbound webhook delivers it.

@@ -23,9 +23,14 @@ async fn prepare(db: &Path) -> CampaignId {
         .collect::<Vec<_>>()
         .join("\n");
     engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     let template: TemplateDraft = serde_json::from_value(json!({
         "name": "t", "content": "Hello", "content_sid": "HX0123456789abcdef0123456789abcdef",
     }))

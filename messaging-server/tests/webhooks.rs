@@ -146,9 +146,11 @@ async fn an_event_reaches_twilio_and_its_signed_callbacks_mark_it_delivered() {
         .ingest_users(
             std::io::Cursor::new(b"phone,name\n+94771234501,Amaya\n+94771234502,Nimal\n".to_vec()),
             UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     // The user wrote to us an hour ago: free text is allowed.
     let hello = inbound("SMin0100", "+94771234501", "hello");
     assert_eq!(

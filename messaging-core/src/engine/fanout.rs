@@ -236,10 +236,7 @@ impl Engine {
         };
         let listening = match campaign.trigger {
             Trigger::Manual => campaign.status == CampaignStatus::Running,
-            Trigger::Event { .. } => matches!(
-                campaign.status,
-                CampaignStatus::Scheduled | CampaignStatus::Running
-            ),
+            Trigger::Event { .. } => campaign.status.listens_for_events(),
         };
         if wanted && listening {
             return Ok(Some(
@@ -367,9 +364,10 @@ mod tests {
             .collect();
         let file = Cursor::new(csv.join("\n").into_bytes());
         engine
-            .ingest_users(file, UserFileFormat::Csv)
+            .ingest_users(file, UserFileFormat::Csv, crate::ingest::IngestSource::Api)
             .await
-            .unwrap();
+            .unwrap()
+            .report;
         (engine, dir)
     }
 

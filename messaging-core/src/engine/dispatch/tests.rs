@@ -38,9 +38,14 @@ async fn setup(users: &[&str]) -> Setup {
         .collect::<Vec<_>>()
         .join("\n");
     let report = engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            crate::ingest::IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(report.inserted, users.len() as u64);
     Setup {
         engine,
