@@ -82,3 +82,33 @@ fn unreadable_input_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--format csv"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_cli_import_is_listed_with_its_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let csv = samples().join("users.csv");
+    let output = run(&db, &["ingest", "users", csv.to_str().unwrap(), "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let engine = messaging_core::Engine::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let listed = engine
+        .list_ingestions(&messaging_core::store::PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let kept = &listed.items[0];
+    assert_eq!(
+        kept.source,
+        messaging_core::ingest::IngestSource::File("users.csv".into())
+    );
+    assert_eq!(answer["id"], kept.id.to_string());
+    assert_eq!(kept.report.inserted, 12);
+}
