@@ -25,7 +25,7 @@ use messaging_core::domain::{
     CampaignDraft, CampaignId, CampaignStatus, PhoneNumber, TemplateDraft,
 };
 use messaging_core::engine::DispatchConfig;
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::provider::{Sender, TwilioConfig, TwilioProvider};
 use serde_json::json;
 use tokio::sync::{Semaphore, oneshot};
@@ -92,11 +92,10 @@ async fn engine_with_users(dir: &std::path::Path, users: std::ops::Range<usize>)
         .ingest_users(
             std::io::Cursor::new(csv.into_bytes()),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
     engine
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::{engine, open_sample};
 use messaging_core::domain::{Consent, PhoneNumber, Topic};
-use messaging_core::ingest::{IngestReport, UserFileFormat};
+use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
 use messaging_core::store::{PageRequest, UserQuery};
 use serde_json::json;
 
@@ -30,7 +30,7 @@ async fn users_csv_sample_gives_a_correct_report_and_rows() {
         .ingest_users(
             open_sample("users.csv"),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
         .unwrap()
@@ -86,7 +86,7 @@ async fn reingesting_merges_instead_of_duplicating() {
         .ingest_users(
             open_sample("users.csv"),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
         .unwrap()
@@ -96,7 +96,7 @@ async fn reingesting_merges_instead_of_duplicating() {
         .ingest_users(
             open_sample("users.csv"),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
         .unwrap()
@@ -109,7 +109,7 @@ async fn reingesting_merges_instead_of_duplicating() {
         .ingest_users(
             open_sample("users.json"),
             UserFileFormat::Json,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
         .unwrap()
@@ -145,10 +145,7 @@ async fn events_sample_is_recorded_once() {
     let t = engine().await;
     let report = t
         .engine
-        .ingest_events(
-            open_sample("events.jsonl"),
-            messaging_core::ingest::IngestSource::Api,
-        )
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
         .unwrap()
         .ingestion
@@ -161,10 +158,7 @@ async fn events_sample_is_recorded_once() {
 
     let again = t
         .engine
-        .ingest_events(
-            open_sample("events.jsonl"),
-            messaging_core::ingest::IngestSource::Api,
-        )
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
         .unwrap()
         .ingestion
@@ -200,7 +194,7 @@ async fn csv_with_bom_quotes_and_newlines_in_fields() {
         .ingest_users(
             std::io::Cursor::new(csv.as_bytes().to_vec()),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
         .unwrap()
@@ -223,7 +217,7 @@ async fn a_file_without_a_phone_column_is_refused_with_its_columns() {
         .ingest_users(
             std::io::Cursor::new(b"name,city\nAnn,Colombo\n".to_vec()),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
         .unwrap_err();
@@ -237,11 +231,10 @@ async fn a_bad_row_never_loses_rows_stored_before() {
         .ingest_users(
             open_sample("users.csv"),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
     // A structurally broken JSON file stops at its damage; what was stored stays.
     let broken = b"[{\"phone\": \"+94771234501\", \"name\": \"Renamed\"}, {\"phone\": ".to_vec();
     let result = t
@@ -249,7 +242,7 @@ async fn a_bad_row_never_loses_rows_stored_before() {
         .ingest_users(
             std::io::Cursor::new(broken),
             UserFileFormat::Json,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await;
     assert!(result.is_err());

@@ -6,7 +6,7 @@ use common::{TestEngine, engine, open_sample};
 use messaging_core::EngineError;
 use messaging_core::domain::{SegmentDraft, TemplateDraft};
 use messaging_core::engine::PreviewInput;
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::segment::SegmentRule;
 use messaging_core::store::PageRequest;
 use serde_json::{Value, json};
@@ -17,29 +17,22 @@ async fn with_samples() -> TestEngine {
         .ingest_users(
             open_sample("users.csv"),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
     t.engine
         .ingest_users(
             open_sample("users.json"),
             UserFileFormat::Json,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
     t.engine
-        .ingest_events(
-            open_sample("events.jsonl"),
-            messaging_core::ingest::IngestSource::Api,
-        )
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
-        .unwrap()
-        .ingestion
-        .report;
+        .unwrap();
     t
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, spawn_app};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -20,11 +20,10 @@ async fn users(app: &TestApp, csv: &str) {
         .ingest_users(
             std::io::Cursor::new(csv.as_bytes().to_vec()),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
 }
 
 /// Creates a template over HTTP and answers its id.

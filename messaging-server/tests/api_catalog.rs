@@ -4,6 +4,7 @@
 mod common;
 
 use common::spawn_app;
+use messaging_core::ingest::IngestSource;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -99,11 +100,10 @@ async fn segments_preview_count_and_list_members() {
                 b"phone,city\n+94771234501,Colombo\n+94771234502,Kandy\n".to_vec(),
             ),
             messaging_core::ingest::UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
     let rule = json!({ "attributes.city": "Colombo" });
     let (status, preview) = app
         .post("/api/v1/segments/preview", &json!({ "rule": rule }))

@@ -279,3 +279,24 @@ async fn an_events_ingestion_answers_what_each_event_name_triggered() {
     assert_eq!(listed["items"][0]["source"], "events.jsonl");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_ingestion_records_and_what_events_triggered() {
+    let app = spawn_app().await;
+    let spec: Value = reqwest::get(format!("{}/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["paths"]["/ingestions"]["get"].is_object());
+    assert!(spec["paths"]["/ingestions/{id}"]["get"].is_object());
+    let schemas = &spec["components"]["schemas"];
+    let recorded = &schemas["EventRecordedBody"]["properties"];
+    for field in ["id", "name", "runs", "note", "idle_listeners"] {
+        assert!(recorded[field].is_object(), "{field}: {recorded}");
+    }
+    assert!(schemas["EventsIngestionBody"]["properties"]["by_event_name"].is_object());
+    assert!(schemas["IngestionRecordBody"]["properties"]["errors_listed"].is_object());
+    app.stop().await;
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fake_twilio::{FakeConfig, FakeTwilio, Faults};
 use messaging_core::Engine;
 use messaging_core::domain::{CampaignDraft, CampaignId, CampaignStatus, TemplateDraft};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use serde_json::json;
 
 const RECIPIENTS: usize = 3_000;
@@ -26,11 +26,10 @@ async fn prepare(db: &Path) -> CampaignId {
         .ingest_users(
             std::io::Cursor::new(csv.into_bytes()),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
     let template: TemplateDraft = serde_json::from_value(json!({
         "name": "t", "content": "Hello", "content_sid": "HX0123456789abcdef0123456789abcdef",
     }))

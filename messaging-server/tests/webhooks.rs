@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{TestApp, spawn_app};
 use messaging_core::domain::{Consent, MessageStatus, PhoneNumber};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::provider::twilio_signature;
 use messaging_core::store::{MessageQuery, PageRequest};
 use reqwest::StatusCode;
@@ -146,11 +146,10 @@ async fn an_event_reaches_twilio_and_its_signed_callbacks_mark_it_delivered() {
         .ingest_users(
             std::io::Cursor::new(b"phone,name\n+94771234501,Amaya\n+94771234502,Nimal\n".to_vec()),
             UserFileFormat::Csv,
-            messaging_core::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
-        .unwrap()
-        .report;
+        .unwrap();
     // The user wrote to us an hour ago: free text is allowed.
     let hello = inbound("SMin0100", "+94771234501", "hello");
     assert_eq!(

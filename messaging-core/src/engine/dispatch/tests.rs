@@ -12,7 +12,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::domain::{CampaignCommand, CampaignDraft, Consent, Message, PhoneNumber, TemplateDraft};
 use crate::engine::{MAX_BODY_CHARS, ReplyContent};
-use crate::ingest::UserFileFormat;
+use crate::ingest::{IngestSource, UserFileFormat};
 use crate::provider::{Accepted, MockProvider, SendError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{MessageQuery, PageRequest};
@@ -41,7 +41,7 @@ async fn setup(users: &[&str]) -> Setup {
         .ingest_users(
             std::io::Cursor::new(csv.into_bytes()),
             UserFileFormat::Csv,
-            crate::ingest::IngestSource::Api,
+            IngestSource::Api,
         )
         .await
         .unwrap()
