@@ -184,7 +184,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             if output.json {
                 let by_name: Vec<_> = by_name
                     .iter()
-                    .map(|n| serde_json::json!({ "name": n, "note": n.explanation() }))
+                    .map(|n| {
+                        let mut entry = serde_json::to_value(n).unwrap_or_default();
+                        entry["note"] = serde_json::json!(n.explanation());
+                        entry
+                    })
                     .collect();
                 println!(
                     "{}",

@@ -65,6 +65,15 @@ fn ingest_events_counts_duplicates_by_id() {
     let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(first["report"]["inserted"], 6);
+    let names = first["by_event_name"].as_array().unwrap();
+    assert_eq!(names[0]["name"], "Dance Festival", "{first}");
+    assert!(
+        names[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("no campaign listens for `Dance Festival`"),
+        "{first}"
+    );
     assert_eq!(again["report"]["inserted"], 0);
     assert_eq!(again["report"]["duplicates"], 7);
 }
