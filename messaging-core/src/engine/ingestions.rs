@@ -214,8 +214,8 @@ impl Engine {
         .await;
         let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
         // Runs opened before a stop are fanned out too: their events stay recorded.
-        let recorded_any = tally.names.iter().any(|n| n.recorded > 0)
-            || tally.events_of_names_not_listed > 0;
+        let recorded_any =
+            tally.names.iter().any(|n| n.recorded > 0) || tally.events_of_names_not_listed > 0;
         let completed = if recorded_any {
             self.complete_runs().await?
         } else {
