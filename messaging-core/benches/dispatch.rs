@@ -25,7 +25,7 @@ use messaging_core::domain::{
     CampaignDraft, CampaignId, CampaignStatus, PhoneNumber, TemplateDraft,
 };
 use messaging_core::engine::DispatchConfig;
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::provider::{Sender, TwilioConfig, TwilioProvider};
 use serde_json::json;
 use tokio::sync::{Semaphore, oneshot};
@@ -89,7 +89,11 @@ async fn engine_with_users(dir: &std::path::Path, users: std::ops::Range<usize>)
         .collect::<Vec<_>>()
         .join("\n");
     engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
         .unwrap();
     engine

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use messaging_core::Engine;
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::segment::SegmentRule;
 use messaging_core::store::sqlite::SqliteStore;
 
@@ -109,9 +109,10 @@ fn child(csv: &Path, db: &Path) {
         let file = std::fs::File::open(csv).unwrap();
         let start = Instant::now();
         let report = engine
-            .ingest_users(file, UserFileFormat::Csv)
+            .ingest_users(file, UserFileFormat::Csv, IngestSource::Api)
             .await
-            .unwrap();
+            .unwrap()
+            .report;
         (start.elapsed(), report)
     });
     println!(

@@ -19,10 +19,11 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use messaging_core::{Engine, ingest::UserFileFormat};
+//! use messaging_core::{Engine, ingest::{IngestSource, UserFileFormat}};
 //! let engine = Engine::open("sqlite://messaging.db").await?;
 //! let file = std::fs::File::open("samples/users.csv")?;
-//! let report = engine.ingest_users(file, UserFileFormat::Csv).await?;
+//! let source = IngestSource::File("users.csv".into());
+//! let report = engine.ingest_users(file, UserFileFormat::Csv, source).await?.report;
 //! println!("{} inserted, {} invalid", report.inserted, report.invalid);
 //! # Ok(()) }
 //! ```

@@ -15,7 +15,7 @@ use messaging_core::domain::{
     Campaign, CampaignDraft, CampaignStatus, MessageStatus, PhoneNumber, TemplateDraft,
 };
 use messaging_core::engine::DispatchConfig;
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::orchestrate::retry::RetryPolicy;
 use messaging_core::provider::{Sender, TwilioConfig, TwilioProvider};
 use messaging_core::store::{MessageQuery, PageRequest};
@@ -45,7 +45,11 @@ async fn start(users: Vec<String>, faults: Faults) -> Running {
         .collect::<Vec<_>>()
         .join("\n");
     engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
         .unwrap();
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();

@@ -4,7 +4,7 @@ mod common;
 
 use common::{TestEngine, engine, open_sample};
 use messaging_core::domain::{Campaign, CampaignDraft, MessageStatus, TemplateDraft, TriggerEvent};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::store::{MessageQuery, PageRequest};
 use serde_json::{Value, json};
 
@@ -15,7 +15,7 @@ async fn with_samples() -> TestEngine {
         ("users.json", UserFileFormat::Json),
     ] {
         t.engine
-            .ingest_users(open_sample(file), format)
+            .ingest_users(open_sample(file), format, IngestSource::Api)
             .await
             .unwrap();
     }
@@ -214,7 +214,7 @@ async fn ingested_events_trigger_the_campaigns_listening_for_them_once() {
     )
     .await;
     t.engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
         .unwrap();
     // evt-1001 (topic DANCE) ∩ every opted-in user.
@@ -227,9 +227,11 @@ async fn ingested_events_trigger_the_campaigns_listening_for_them_once() {
 
     let again = t
         .engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
-        .unwrap();
+        .unwrap()
+        .ingestion
+        .report;
     assert_eq!(again.inserted, 0);
     assert_eq!(
         messages(&t, &c).await.len(),
@@ -324,7 +326,7 @@ async fn a_user_event_reaches_that_user_only() {
     )
     .await;
     t.engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
         .unwrap();
     // Two cart_abandoned events for Amaya: two runs, one message each, to her alone.
@@ -503,7 +505,11 @@ async fn a_template_over_its_budget_pauses_its_campaign_with_the_problem_until_f
         .collect();
     let csv = format!("phone,name,consent_state,attributes\n{}\n", rows.join("\n"));
     t.engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
         .unwrap();
     // Harmless without data, so it saves; with each user's `n` it would never end.
@@ -514,16 +520,25 @@ async fn a_template_over_its_budget_pauses_its_campaign_with_the_problem_until_f
     let error = t.engine.launch_campaign(c.id).await.unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     let message = error.to_string();
-    assert!(message.contains("template_id") && message.contains("\"t\""), "{message}");
+    assert!(
+        message.contains("template_id") && message.contains("\"t\""),
+        "{message}"
+    );
 
     let paused = t.engine.get_campaign(c.id).await.unwrap();
-    assert_eq!(paused.status, messaging_core::domain::CampaignStatus::Paused);
+    assert_eq!(
+        paused.status,
+        messaging_core::domain::CampaignStatus::Paused
+    );
     let problem = paused.problem.clone().unwrap();
     assert!(problem.contains("could not be fanned out"), "{problem}");
     assert!(messages(&t, &c).await.is_empty());
     // Nothing is retried while it is paused.
     t.engine.complete_runs().await.unwrap();
-    assert_eq!(t.engine.get_campaign(c.id).await.unwrap().status, paused.status);
+    assert_eq!(
+        t.engine.get_campaign(c.id).await.unwrap().status,
+        paused.status
+    );
 
     // Fixed and resumed: the same run goes out, and the problem is gone.
     t.engine
@@ -542,7 +557,10 @@ async fn a_template_over_its_budget_pauses_its_campaign_with_the_problem_until_f
         .command_campaign(c.id, messaging_core::domain::CampaignCommand::Resume)
         .await
         .unwrap();
-    assert_eq!(resumed.status, messaging_core::domain::CampaignStatus::Running);
+    assert_eq!(
+        resumed.status,
+        messaging_core::domain::CampaignStatus::Running
+    );
     assert_eq!(resumed.problem, None);
     assert_eq!(messages(&t, &c).await.len(), 150);
 }

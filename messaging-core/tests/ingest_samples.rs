@@ -4,7 +4,7 @@ mod common;
 
 use common::{engine, open_sample};
 use messaging_core::domain::{Consent, PhoneNumber, Topic};
-use messaging_core::ingest::{IngestReport, UserFileFormat};
+use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
 use messaging_core::store::{PageRequest, UserQuery};
 use serde_json::json;
 
@@ -27,9 +27,14 @@ async fn users_csv_sample_gives_a_correct_report_and_rows() {
     let t = engine().await;
     let report = t
         .engine
-        .ingest_users(open_sample("users.csv"), UserFileFormat::Csv)
+        .ingest_users(
+            open_sample("users.csv"),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(counts(&report), [16, 12, 0, 1, 3], "{report:#?}");
     let errors: Vec<_> = report
         .errors
@@ -78,22 +83,37 @@ async fn reingesting_merges_instead_of_duplicating() {
     let t = engine().await;
     let first = t
         .engine
-        .ingest_users(open_sample("users.csv"), UserFileFormat::Csv)
+        .ingest_users(
+            open_sample("users.csv"),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     let again = t
         .engine
-        .ingest_users(open_sample("users.csv"), UserFileFormat::Csv)
+        .ingest_users(
+            open_sample("users.csv"),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(counts(&again), [16, 0, 12, 1, 3]);
     assert_eq!(again.errors, first.errors);
 
     let json = t
         .engine
-        .ingest_users(open_sample("users.json"), UserFileFormat::Json)
+        .ingest_users(
+            open_sample("users.json"),
+            UserFileFormat::Json,
+            IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(counts(&json), [6, 4, 1, 0, 1], "{json:#?}");
     assert_eq!(
         (json.errors[0].line, json.errors[0].field.as_str()),
@@ -125,9 +145,11 @@ async fn events_sample_is_recorded_once() {
     let t = engine().await;
     let report = t
         .engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
-        .unwrap();
+        .unwrap()
+        .ingestion
+        .report;
     assert_eq!(counts(&report), [8, 6, 0, 1, 1], "{report:#?}");
     assert_eq!(
         (report.errors[0].line, report.errors[0].field.as_str()),
@@ -136,9 +158,11 @@ async fn events_sample_is_recorded_once() {
 
     let again = t
         .engine
-        .ingest_events(open_sample("events.jsonl"))
+        .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await
-        .unwrap();
+        .unwrap()
+        .ingestion
+        .report;
     assert_eq!(
         counts(&again),
         [8, 0, 0, 7, 1],
@@ -170,9 +194,11 @@ async fn csv_with_bom_quotes_and_newlines_in_fields() {
         .ingest_users(
             std::io::Cursor::new(csv.as_bytes().to_vec()),
             UserFileFormat::Csv,
+            IngestSource::Api,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(counts(&report), [3, 2, 0, 0, 1]);
     // The second record started on line 3 although the first spanned two lines: it is line 4.
     assert_eq!(report.errors[0].line, 5);
@@ -191,6 +217,7 @@ async fn a_file_without_a_phone_column_is_refused_with_its_columns() {
         .ingest_users(
             std::io::Cursor::new(b"name,city\nAnn,Colombo\n".to_vec()),
             UserFileFormat::Csv,
+            IngestSource::Api,
         )
         .await
         .unwrap_err();
@@ -201,14 +228,22 @@ async fn a_file_without_a_phone_column_is_refused_with_its_columns() {
 async fn a_bad_row_never_loses_rows_stored_before() {
     let t = engine().await;
     t.engine
-        .ingest_users(open_sample("users.csv"), UserFileFormat::Csv)
+        .ingest_users(
+            open_sample("users.csv"),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
         .unwrap();
     // A structurally broken JSON file stops at its damage; what was stored stays.
     let broken = b"[{\"phone\": \"+94771234501\", \"name\": \"Renamed\"}, {\"phone\": ".to_vec();
     let result = t
         .engine
-        .ingest_users(std::io::Cursor::new(broken), UserFileFormat::Json)
+        .ingest_users(
+            std::io::Cursor::new(broken),
+            UserFileFormat::Json,
+            IngestSource::Api,
+        )
         .await;
     assert!(result.is_err());
     let users = t

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use common::{engine, open_sample};
 use messaging_core::domain::{CampaignDraft, MessageStatus, TemplateDraft};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use serde_json::json;
 
 #[tokio::test]
@@ -17,7 +17,7 @@ async fn stats_count_per_campaign_and_in_total() {
         ("users.json", UserFileFormat::Json),
     ] {
         t.engine
-            .ingest_users(open_sample(file), format)
+            .ingest_users(open_sample(file), format, IngestSource::Api)
             .await
             .unwrap();
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use messaging_core::ingest::{IngestReport, UserFileFormat};
+use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
 use messaging_core::{Engine, EngineError};
 
 use crate::config::Config;
@@ -154,7 +154,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Ingest { what } => {
             let engine = open_engine(&config).await?;
-            let (report, output) = match what {
+            let (ingestion, by_name, output) = match what {
                 IngestCommand::Users {
                     file,
                     format,
@@ -167,24 +167,51 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                             .with_context(|| unknown_format(&file))?,
                     };
                     let (input, progress) = open_input(&file)?;
-                    let report = engine.ingest_users(input, format).await;
+                    let ingestion = engine.ingest_users(input, format, source(&file)).await;
                     progress.finish_and_clear();
-                    (stopped_with_report(report)?, output)
+                    (stopped_with_report(ingestion)?, Vec::new(), output)
                 }
                 IngestCommand::Events { file, output } => {
                     let (input, progress) = open_input(&file)?;
-                    let report = engine.ingest_events(input).await;
+                    let answer = engine.ingest_events(input, source(&file)).await;
                     progress.finish_and_clear();
-                    (stopped_with_report(report)?, output)
+                    let answer = stopped_with_report(answer.map(|a| (a.ingestion, a.by_name)))?;
+                    (answer.0, answer.1, output)
                 }
             };
+            let report = &ingestion.report;
             if output.json {
+                let by_name: Vec<_> = by_name
+                    .iter()
+                    .map(|n| {
+                        let mut entry = serde_json::to_value(n).unwrap_or_default();
+                        entry["note"] = serde_json::json!(n.explanation());
+                        entry
+                    })
+                    .collect();
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "report": report }))?
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "id": ingestion.id,
+                        "report": report,
+                        "by_event_name": by_name,
+                    }))?
                 );
             } else {
-                print_report(&report);
+                print_report(report);
+                for name in &by_name {
+                    if let Some(note) = name.explanation() {
+                        println!("{}: {note}", name.name);
+                    } else {
+                        for t in &name.triggered {
+                            println!(
+                                "{}: campaign \"{}\" ran {} times, {} messages",
+                                name.name, t.campaign.name, t.runs, t.messages
+                            );
+                        }
+                    }
+                }
+                println!("recorded as ingestion {}", ingestion.id);
             }
             if output.fail_on_invalid && report.invalid > 0 {
                 std::process::exit(2);
@@ -194,10 +221,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// The source an import of `path` is recorded with: the file's name.
+fn source(path: &Path) -> IngestSource {
+    if path == Path::new("-") {
+        return IngestSource::File("stdin".to_owned());
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    IngestSource::File(name)
+}
+
 /// When an import stopped part-way, shows what it did before the error is reported.
-fn stopped_with_report(
-    result: Result<IngestReport, EngineError>,
-) -> Result<IngestReport, EngineError> {
+fn stopped_with_report<T>(result: Result<T, EngineError>) -> Result<T, EngineError> {
     if let Err(EngineError::Ingest(error)) = &result
         && let Some(report) = error.partial_report()
     {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, spawn_app};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -20,6 +20,7 @@ async fn users(app: &TestApp, csv: &str) {
         .ingest_users(
             std::io::Cursor::new(csv.as_bytes().to_vec()),
             UserFileFormat::Csv,
+            IngestSource::Api,
         )
         .await
         .unwrap();
@@ -557,4 +558,84 @@ async fn a_campaign_whose_recipients_are_outside_the_window_says_why_and_what_to
         reason.contains("wait for them to write in") && reason.contains("content_sid"),
         "{reason}"
     );
+}
+
+#[tokio::test]
+async fn an_event_for_a_draft_campaign_says_no_campaign_listens_until_it_is_launched() {
+    let app = spawn_app().await;
+    users(
+        &app,
+        "phone,name,consent_state\n+94771234501,Amaya,OPT_IN\n",
+    )
+    .await;
+    let template_id = template(&app, json!({"name": "t", "content": "Hi {{ name }}"})).await;
+    let draft = campaign(
+        &app,
+        json!({"name": "Cart reminder", "template_id": template_id,
+               "trigger": {"type": "event", "event": "cart_abandoned"}}),
+    )
+    .await;
+    assert_eq!(draft["status"], "draft");
+    let id = draft["id"].as_str().unwrap();
+
+    let (status, answer) = app
+        .post(
+            "/api/v1/events",
+            &json!({"id": "c1", "name": "cart_abandoned"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(
+        answer["external_id"], "c1",
+        "the event is answered: {answer}"
+    );
+    assert_eq!(answer["runs"], json!([]));
+    let note = answer["note"].as_str().unwrap();
+    assert!(
+        note.contains("no campaign listens for `cart_abandoned`"),
+        "{note}"
+    );
+    assert!(note.contains("Cart reminder"), "{note}");
+    let idle = &answer["idle_listeners"][0];
+    assert_eq!(idle["campaign_id"], id, "{answer}");
+    assert_eq!(idle["campaign_name"], "Cart reminder");
+    assert_eq!(idle["status"], "draft");
+    assert_eq!(idle["action"], "launch");
+    assert_eq!(
+        idle["request"],
+        format!("POST /api/v1/campaigns/{id}/launch")
+    );
+
+    let (status, launched) = app
+        .post(&format!("/api/v1/campaigns/{id}/launch"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{launched}");
+    let (status, answer) = app
+        .post(
+            "/api/v1/events",
+            &json!({"id": "c2", "name": "cart_abandoned"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let run = &answer["runs"][0];
+    assert_eq!(run["campaign_id"], id, "{answer}");
+    assert_eq!(run["campaign_name"], "Cart reminder");
+    assert!(run["run_id"].is_string());
+    assert_eq!(run["messages"], 1, "{answer}");
+    assert_eq!(answer["note"], Value::Null);
+
+    let (status, again) = app
+        .post(
+            "/api/v1/events",
+            &json!({"id": "c2", "name": "cart_abandoned"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], answer["id"]);
+    assert_eq!(again["runs"], json!([]));
+    assert!(
+        again["note"].as_str().unwrap().contains("nothing again"),
+        "{again}"
+    );
+    app.stop().await;
 }

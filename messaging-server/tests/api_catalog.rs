@@ -4,6 +4,7 @@
 mod common;
 
 use common::spawn_app;
+use messaging_core::ingest::IngestSource;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -99,6 +100,7 @@ async fn segments_preview_count_and_list_members() {
                 b"phone,city\n+94771234501,Colombo\n+94771234502,Kandy\n".to_vec(),
             ),
             messaging_core::ingest::UserFileFormat::Csv,
+            IngestSource::Api,
         )
         .await
         .unwrap();
@@ -212,7 +214,10 @@ async fn templates_that_would_never_finish_are_refused_or_stopped_within_budget(
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.contains("1600 characters") || message.contains("work"), "{message}");
+    assert!(
+        message.contains("1600 characters") || message.contains("work"),
+        "{message}"
+    );
     let (status, _) = app.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
 }

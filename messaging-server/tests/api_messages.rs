@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{TestApp, spawn_app};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -21,6 +21,7 @@ async fn users(app: &TestApp, csv: &str) {
         .ingest_users(
             std::io::Cursor::new(csv.as_bytes().to_vec()),
             UserFileFormat::Csv,
+            IngestSource::Api,
         )
         .await
         .unwrap();

@@ -65,6 +65,15 @@ fn ingest_events_counts_duplicates_by_id() {
     let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(first["report"]["inserted"], 6);
+    let names = first["by_event_name"].as_array().unwrap();
+    assert_eq!(names[0]["name"], "Dance Festival", "{first}");
+    assert!(
+        names[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("no campaign listens for `Dance Festival`"),
+        "{first}"
+    );
     assert_eq!(again["report"]["inserted"], 0);
     assert_eq!(again["report"]["duplicates"], 7);
 }
@@ -143,4 +152,34 @@ fn a_public_url_that_is_not_a_url_stops_the_server_with_its_name() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("PUBLIC_URL=\"ftp//x\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_cli_import_is_listed_with_its_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    let csv = samples().join("users.csv");
+    let output = run(&db, &["ingest", "users", csv.to_str().unwrap(), "--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let engine = messaging_core::Engine::open(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let listed = engine
+        .list_ingestions(&messaging_core::store::PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let kept = &listed.items[0];
+    assert_eq!(
+        kept.source,
+        messaging_core::ingest::IngestSource::File("users.csv".into())
+    );
+    assert_eq!(answer["id"], kept.id.to_string());
+    assert_eq!(kept.report.inserted, 12);
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fake_twilio::{FakeConfig, FakeTwilio, Faults};
 use messaging_core::Engine;
 use messaging_core::domain::{CampaignDraft, CampaignId, CampaignStatus, TemplateDraft};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use serde_json::json;
 
 const RECIPIENTS: usize = 3_000;
@@ -23,7 +23,11 @@ async fn prepare(db: &Path) -> CampaignId {
         .collect::<Vec<_>>()
         .join("\n");
     engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
         .unwrap();
     let template: TemplateDraft = serde_json::from_value(json!({

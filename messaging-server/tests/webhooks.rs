@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{TestApp, spawn_app};
 use messaging_core::domain::{Consent, MessageStatus, PhoneNumber};
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::provider::twilio_signature;
 use messaging_core::store::{MessageQuery, PageRequest};
 use reqwest::StatusCode;
@@ -146,6 +146,7 @@ async fn an_event_reaches_twilio_and_its_signed_callbacks_mark_it_delivered() {
         .ingest_users(
             std::io::Cursor::new(b"phone,name\n+94771234501,Amaya\n+94771234502,Nimal\n".to_vec()),
             UserFileFormat::Csv,
+            IngestSource::Api,
         )
         .await
         .unwrap();

@@ -14,7 +14,7 @@ use anyhow::Context;
 use messaging_core::Engine;
 use messaging_core::domain::{SegmentDraft, TemplateDraft};
 use messaging_core::engine::PreviewInput;
-use messaging_core::ingest::UserFileFormat;
+use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::segment::SegmentRule;
 use messaging_core::store::PageRequest;
 use serde_json::json;
@@ -28,14 +28,25 @@ async fn main() -> anyhow::Result<()> {
     let engine = Engine::open(&format!("sqlite://{}", database.display())).await?;
 
     let file = std::fs::File::open(samples.join("users.csv")).context("samples/users.csv")?;
-    let report = engine.ingest_users(file, UserFileFormat::Csv).await?;
+    let report = engine
+        .ingest_users(
+            file,
+            UserFileFormat::Csv,
+            IngestSource::File("users.csv".into()),
+        )
+        .await?
+        .report;
     println!(
         "users: {} read, {} inserted, {} updated, {} invalid",
         report.total, report.inserted, report.updated, report.invalid
     );
     let events =
         std::fs::File::open(samples.join("events.jsonl")).context("samples/events.jsonl")?;
-    let report = engine.ingest_events(events).await?;
+    let report = engine
+        .ingest_events(events, IngestSource::File("events.jsonl".into()))
+        .await?
+        .ingestion
+        .report;
     println!(
         "events: {} recorded, {} duplicates",
         report.inserted, report.duplicates

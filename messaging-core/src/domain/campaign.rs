@@ -73,6 +73,60 @@ impl CampaignStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Cancelled)
     }
+
+    /// Every state, in the order of the lifecycle.
+    pub const ALL: [CampaignStatus; 6] = [
+        Self::Draft,
+        Self::Scheduled,
+        Self::Running,
+        Self::Paused,
+        Self::Completed,
+        Self::Cancelled,
+    ];
+
+    /// The state's name, as the API and the store write it (`draft`, `scheduled`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Scheduled => "scheduled",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether an event-triggered campaign in this state listens for its events, opening a
+    /// run for each: while `scheduled` or `running`. A draft listens once launched (armed), a
+    /// paused one once resumed. This is the one rule; the store's queries are built from it.
+    pub fn listens_for_events(self) -> bool {
+        matches!(self, Self::Scheduled | Self::Running)
+    }
+
+    /// The command that makes an event-triggered campaign in this state listen for its events
+    /// (launch a draft, resume a paused one); `None` when it listens already or has ended.
+    pub fn command_to_listen(self) -> Option<CampaignCommand> {
+        if self.listens_for_events() {
+            return None;
+        }
+        [CampaignCommand::Launch, CampaignCommand::Resume]
+            .into_iter()
+            .find(|command| self.apply(*command).is_ok_and(Self::listens_for_events))
+    }
+}
+
+impl CampaignCommand {
+    /// The command's name, as the API's paths write it (`launch`, `resume`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::Launch => "launch",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Complete => "complete",
+            Self::Cancel => "cancel",
+        }
+    }
 }
 
 /// What starts a campaign.
@@ -170,6 +224,23 @@ pub struct Campaign {
     pub updated_at: DateTime<Utc>,
 }
 
+impl Campaign {
+    /// Whether this campaign opens a run for an event named `event_name` now: it is
+    /// triggered by that name and its state listens ([`CampaignStatus::listens_for_events`]).
+    pub fn listens_for(&self, event_name: &str) -> bool {
+        self.is_triggered_by(event_name) && self.status.listens_for_events()
+    }
+
+    /// Whether this campaign is triggered by events named `event_name`, whatever its state
+    /// (names compare without regard to case or surrounding spaces).
+    pub fn is_triggered_by(&self, event_name: &str) -> bool {
+        match &self.trigger {
+            Trigger::Event { event } => event.trim().eq_ignore_ascii_case(event_name.trim()),
+            Trigger::Manual => false,
+        }
+    }
+}
+
 /// What an operator gives to create or replace a campaign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CampaignDraft {
@@ -247,6 +318,24 @@ mod tests {
         assert_eq!(S::Draft.apply(C::Schedule), Ok(S::Scheduled));
         assert_eq!(S::Scheduled.apply(C::Launch), Ok(S::Running));
         assert_eq!(S::Running.apply(C::Complete), Ok(S::Completed));
+    }
+
+    #[test]
+    fn event_campaigns_listen_while_scheduled_or_running() {
+        let listening: Vec<_> = S::ALL
+            .into_iter()
+            .filter(|s| s.listens_for_events())
+            .collect();
+        assert_eq!(listening, [S::Scheduled, S::Running]);
+        assert_eq!(S::Draft.command_to_listen(), Some(C::Launch));
+        assert_eq!(S::Paused.command_to_listen(), Some(C::Resume));
+        for status in [S::Scheduled, S::Running, S::Completed, S::Cancelled] {
+            assert_eq!(status.command_to_listen(), None, "{status:?}");
+        }
+        for status in S::ALL {
+            let text = serde_json::to_value(status).unwrap();
+            assert_eq!(text, status.as_str());
+        }
     }
 
     #[test]

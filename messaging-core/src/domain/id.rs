@@ -64,3 +64,7 @@ uuid_id!(
     /// Identifies a stored [`InboundMessage`](super::InboundMessage).
     InboundId
 );
+uuid_id!(
+    /// Identifies the record of one ingestion (an import of users or events).
+    IngestionId
+);

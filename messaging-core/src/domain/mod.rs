@@ -44,7 +44,9 @@ pub use campaign::{
 pub use consent::{Consent, ConsentError};
 pub use event::TriggerEvent;
 pub(crate) use event::kind as json_kind;
-pub use id::{CampaignId, EventId, InboundId, MessageId, RunId, SegmentId, TemplateId};
+pub use id::{
+    CampaignId, EventId, InboundId, IngestionId, MessageId, RunId, SegmentId, TemplateId,
+};
 pub use inbound::{Command, InboundMessage, ParsedCommand};
 pub use message::{
     IllegalTransition, MAX_BODY_CHARS, Message, MessageStatus, SendAs, StatusChange,

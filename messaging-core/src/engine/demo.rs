@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::domain::{CampaignDraft, CampaignStatus, SegmentDraft, TemplateDraft, Trigger};
-use crate::ingest::{IngestReport, UserFileFormat};
+use crate::ingest::{IngestReport, IngestSource, UserFileFormat};
 use crate::segment::SegmentRule;
 use crate::store::{CampaignQuery, PageRequest};
 
@@ -82,7 +82,9 @@ impl Engine {
         ] {
             imports.push((
                 name.to_owned(),
-                self.ingest_users(open(name)?, format).await?,
+                self.ingest_users(open(name)?, format, IngestSource::File(name.to_owned()))
+                    .await?
+                    .report,
             ));
         }
         let existing = self
@@ -107,7 +109,13 @@ impl Engine {
         }
         imports.push((
             "events.jsonl".to_owned(),
-            self.ingest_events(open("events.jsonl")?).await?,
+            self.ingest_events(
+                open("events.jsonl")?,
+                IngestSource::File("events.jsonl".to_owned()),
+            )
+            .await?
+            .ingestion
+            .report,
         ));
         Ok(DemoSummary {
             imports,

@@ -361,7 +361,7 @@ mod tests {
     use super::*;
     use crate::SystemClock;
     use crate::domain::{CampaignDraft, TemplateDraft};
-    use crate::ingest::UserFileFormat;
+    use crate::ingest::{IngestSource, UserFileFormat};
     use crate::store::sqlite::SqliteStore;
 
     /// Users `+9477000000N`, every hundredth without a name.
@@ -382,7 +382,7 @@ mod tests {
             .collect();
         let file = Cursor::new(csv.join("\n").into_bytes());
         engine
-            .ingest_users(file, UserFileFormat::Csv)
+            .ingest_users(file, UserFileFormat::Csv, IngestSource::Api)
             .await
             .unwrap();
         (engine, dir)

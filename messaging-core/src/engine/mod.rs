@@ -5,8 +5,10 @@ mod campaigns;
 mod catalog;
 mod demo;
 mod dispatch;
+mod events;
 mod fanout;
 mod inbound;
+mod ingestions;
 mod people;
 mod preview;
 mod receipts;
@@ -28,8 +30,12 @@ use crate::template::TemplateError;
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
 pub use demo::{DEMO_CAMPAIGN, DemoSummary, check_demo_samples};
 pub use dispatch::{DispatchConfig, Dispatcher, RoundReport};
+pub use events::{CampaignSummary, EventOutcome, IdleListener, OpenedRun};
 pub use fanout::RunSummary;
 pub use inbound::InboundReceipt;
+pub use ingestions::{
+    EventNameOutcome, EventsIngestion, MAX_LISTED_EVENT_NAMES, TriggeredCampaign,
+};
 pub use preview::{CampaignPreview, RecipientPreview};
 pub use receipts::StatusReceipt;
 pub use replies::{MAX_BODY_CHARS, ReplyContent};

@@ -1,128 +1,13 @@
-//! Users, subscriptions, events and the ingestion of their files.
-
-use std::io::Read;
+//! Users and their subscriptions.
 
 use crate::domain::{
-    EventId, PhoneNumber, Subscription, Topic, TopicSummary, TriggerEvent, UpsertOutcome, User,
-    UserChanges, UserUpsert,
+    PhoneNumber, Subscription, Topic, TopicSummary, UpsertOutcome, User, UserChanges, UserUpsert,
 };
-use crate::ingest::{self, IngestReport, Outcome, UserFileFormat};
-use crate::store::{Page, PageRequest, RecordOutcome, UserQuery};
+use crate::store::{Page, PageRequest, UserQuery};
 
 use super::{Engine, EngineError};
 
 impl Engine {
-    /// Imports users from a CSV or JSON stream, merging them into the stored ones, and reports
-    /// on every row. Memory stays flat whatever the size of the input.
-    pub async fn ingest_users<R>(
-        &self,
-        input: R,
-        format: UserFileFormat,
-    ) -> Result<IngestReport, EngineError>
-    where
-        R: Read + Send + 'static,
-    {
-        let store = self.store.clone();
-        let clock = self.clock.clone();
-        let report = ingest::run(
-            move |sink| match format {
-                UserFileFormat::Csv => ingest::parse_users_csv(input, sink),
-                UserFileFormat::Json => ingest::parse_users_json(input, sink),
-            },
-            move |batch| {
-                let store = store.clone();
-                let now = clock.now();
-                async move {
-                    let outcomes = store.upsert_users(batch, now).await?;
-                    Ok(outcomes.into_iter().map(Outcome::from).collect())
-                }
-            },
-        )
-        .await?;
-        tracing::info!(
-            total = report.total,
-            inserted = report.inserted,
-            updated = report.updated,
-            duplicates = report.duplicates,
-            invalid = report.invalid,
-            "ingested users"
-        );
-        Ok(report)
-    }
-
-    /// Records trigger events from a JSONL stream and fans out the runs of the campaigns they
-    /// trigger. An event whose `id` was recorded before is counted as a duplicate and triggers
-    /// nothing again.
-    pub async fn ingest_events<R>(&self, input: R) -> Result<IngestReport, EngineError>
-    where
-        R: Read + Send + 'static,
-    {
-        let store = self.store.clone();
-        let received_at = self.clock.now();
-        let report = ingest::run(
-            move |sink| ingest::parse_events(input, received_at, sink),
-            move |batch| {
-                let store = store.clone();
-                async move {
-                    let outcomes = store.record_events(batch).await?;
-                    Ok(outcomes.into_iter().map(Outcome::from).collect())
-                }
-            },
-        )
-        .await?;
-        if report.inserted > 0 {
-            self.complete_runs().await?;
-        }
-        tracing::info!(
-            total = report.total,
-            recorded = report.inserted,
-            duplicates = report.duplicates,
-            invalid = report.invalid,
-            "ingested events"
-        );
-        Ok(report)
-    }
-
-    /// Records one event and fans out the runs of the campaigns it triggers. When an event
-    /// with the same external id exists, nothing is recorded or triggered and the stored event
-    /// is answered with [`RecordOutcome::Duplicate`].
-    pub async fn record_event(
-        &self,
-        event: TriggerEvent,
-    ) -> Result<(TriggerEvent, RecordOutcome), EngineError> {
-        let external_id = event.external_id.clone();
-        let outcome = self.store.record_events(vec![event.clone()]).await?;
-        match (outcome.first(), external_id) {
-            (Some(RecordOutcome::Duplicate), Some(id)) => {
-                // A repeat may follow a first attempt whose fan-out failed: finish it now.
-                self.complete_runs().await?;
-                let stored = self
-                    .store
-                    .find_event(&id)
-                    .await?
-                    .ok_or_else(|| EngineError::not_found("event", &id))?;
-                Ok((stored, RecordOutcome::Duplicate))
-            }
-            _ => {
-                self.complete_runs().await?;
-                Ok((event, RecordOutcome::Recorded))
-            }
-        }
-    }
-
-    /// One event.
-    pub async fn get_event(&self, id: EventId) -> Result<TriggerEvent, EngineError> {
-        self.store
-            .get_event(id)
-            .await?
-            .ok_or_else(|| EngineError::not_found("event", id))
-    }
-
-    /// Events, newest first.
-    pub async fn list_events(&self, page: &PageRequest) -> Result<Page<TriggerEvent>, EngineError> {
-        Ok(self.store.list_events(page).await?)
-    }
-
     /// How many users are stored.
     pub async fn count_users(&self) -> Result<u64, EngineError> {
         Ok(self.store.count_users().await?)

@@ -114,10 +114,7 @@ impl Engine {
         };
         let listening = match campaign.trigger {
             Trigger::Manual => campaign.status == CampaignStatus::Running,
-            Trigger::Event { .. } => matches!(
-                campaign.status,
-                CampaignStatus::Scheduled | CampaignStatus::Running
-            ),
+            Trigger::Event { .. } => campaign.status.listens_for_events(),
         };
         if wanted && listening {
             return Ok(Some(

@@ -10,11 +10,15 @@ mod events;
 mod json_stream;
 mod json_users;
 mod pipeline;
+mod record;
 mod user_row;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::IngestionId;
 use crate::store::StoreError;
+
+pub use record::{IngestSource, Ingestion, IngestionEnd, IngestionFormat, IngestionKind};
 
 pub(crate) use csv_users::parse_users_csv;
 pub(crate) use events::parse_events;
@@ -139,6 +143,8 @@ pub enum IngestError {
         cause: Box<IngestError>,
         /// What was done before the stop.
         report: Box<IngestReport>,
+        /// The record the engine kept of the stopped ingestion (`None` until it is kept).
+        ingestion: Option<IngestionId>,
     },
 }
 
@@ -149,6 +155,22 @@ impl IngestError {
             Self::Stopped { report, .. } => Some(report),
             _ => None,
         }
+    }
+
+    /// The id of the record the engine kept of this stopped ingestion.
+    pub fn ingestion(&self) -> Option<IngestionId> {
+        match self {
+            Self::Stopped { ingestion, .. } => *ingestion,
+            _ => None,
+        }
+    }
+
+    /// The same error, naming the record kept of it.
+    pub(crate) fn kept_as(mut self, id: IngestionId) -> Self {
+        if let Self::Stopped { ingestion, .. } = &mut self {
+            *ingestion = Some(id);
+        }
+        self
     }
 }
 

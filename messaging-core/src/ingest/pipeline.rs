@@ -170,6 +170,7 @@ where
         IngestError::Stopped {
             cause: Box::new(cause),
             report: Box::new(report),
+            ingestion: None,
         }
     })
 }

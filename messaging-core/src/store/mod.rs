@@ -20,10 +20,11 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     AuditDecision, Campaign, CampaignId, CampaignStatus, Consent, DeliveryReceipt, EventId,
-    InboundMessage, Message, MessageId, MessageStatus, PhoneNumber, RunId, Segment, SegmentId,
-    Subscription, Template, TemplateId, Topic, TopicSummary, TriggerEvent, UpsertOutcome, User,
-    UserUpsert,
+    InboundMessage, IngestionId, Message, MessageId, MessageStatus, PhoneNumber, RunId, Segment,
+    SegmentId, Subscription, Template, TemplateId, Topic, TopicSummary, TriggerEvent,
+    UpsertOutcome, User, UserUpsert,
 };
+use crate::ingest::Ingestion;
 use crate::segment::SegmentRule;
 
 /// Why a storage operation failed.
@@ -113,6 +114,15 @@ pub enum RecordOutcome {
     Recorded,
     /// An event with the same external id was already stored; nothing was written.
     Duplicate,
+}
+
+/// What recording one event of a batch did, with the runs it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Stored, or a duplicate (which opens nothing).
+    pub outcome: RecordOutcome,
+    /// The runs opened for it, one per campaign listening for it, as (campaign, run).
+    pub runs: Vec<(CampaignId, RunId)>,
 }
 
 /// Users and their attributes.
@@ -241,7 +251,7 @@ pub trait EventStore: Send + Sync {
     async fn record_events(
         &self,
         events: Vec<TriggerEvent>,
-    ) -> Result<Vec<RecordOutcome>, StoreError>;
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// One event.
     async fn get_event(&self, id: EventId) -> Result<Option<TriggerEvent>, StoreError>;
@@ -251,6 +261,25 @@ pub trait EventStore: Send + Sync {
 
     /// Events, newest first.
     async fn list_events(&self, page: &PageRequest) -> Result<Page<TriggerEvent>, StoreError>;
+
+    /// Every campaign triggered by events named `event_name` (compared as
+    /// [`TriggerEvent::matches`] does), whatever its state, oldest first.
+    async fn campaigns_triggered_by(&self, event_name: &str) -> Result<Vec<Campaign>, StoreError>;
+}
+
+/// The records of past ingestions.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait IngestionStore: Send + Sync {
+    /// Keeps the record of an ingestion that ended.
+    async fn insert_ingestion(&self, ingestion: &Ingestion) -> Result<(), StoreError>;
+
+    /// One ingestion, with every invalid row its report lists.
+    async fn get_ingestion(&self, id: IngestionId) -> Result<Option<Ingestion>, StoreError>;
+
+    /// Ingestions, newest first, their reports without the invalid rows (see
+    /// [`Ingestion::errors_listed`]).
+    async fn list_ingestions(&self, page: &PageRequest) -> Result<Page<Ingestion>, StoreError>;
 }
 
 /// Filters for listing campaigns.
@@ -532,6 +561,7 @@ pub trait Store:
     + ReceiptStore
     + StatsStore
     + DispatchStore
+    + IngestionStore
 {
 }
 
@@ -547,5 +577,6 @@ impl<T> Store for T where
         + ReceiptStore
         + StatsStore
         + DispatchStore
+        + IngestionStore
 {
 }

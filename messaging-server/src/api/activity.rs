@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use messaging_core::domain::{Command, EventId, InboundMessage, TriggerEvent};
-use messaging_core::engine::Stats;
-use messaging_core::store::{Page, RecordOutcome};
+use messaging_core::engine::{EventOutcome, IdleListener, Stats};
+use messaging_core::store::Page;
 use messaging_core::{Engine, EngineError};
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
@@ -211,15 +211,99 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
+/// A campaign run an event opened.
+#[derive(Debug, Clone, Object)]
+pub struct OpenedRunBody {
+    /// The campaign.
+    pub campaign_id: String,
+    /// Its name.
+    pub campaign_name: String,
+    /// The run.
+    pub run_id: String,
+    /// Messages the run's fan-out wrote into the outbox.
+    pub messages: u64,
+}
+
+/// A draft or paused campaign triggered by an event's name, which does not listen until an
+/// operator launches or resumes it.
+#[derive(Debug, Clone, Object)]
+pub struct IdleListenerBody {
+    /// The campaign.
+    pub campaign_id: String,
+    /// Its name.
+    pub campaign_name: String,
+    /// Its state (`draft` or `paused`).
+    pub status: String,
+    /// What makes it listen: `launch` (arms a draft event campaign, sending nothing by
+    /// itself) or `resume`.
+    pub action: String,
+    /// The request that does it, e.g. `POST /api/v1/campaigns/{id}/launch`.
+    pub request: String,
+}
+
+/// The idle listeners as the API shows them.
+pub(super) fn idle_listener_bodies(idle: &[IdleListener]) -> Vec<IdleListenerBody> {
+    idle.iter()
+        .map(|listener| IdleListenerBody {
+            campaign_id: listener.campaign.id.to_string(),
+            campaign_name: listener.campaign.name.clone(),
+            status: listener.campaign.status.as_str().to_owned(),
+            action: listener.command.as_str().to_owned(),
+            request: format!(
+                "POST /api/v1/campaigns/{}/{}",
+                listener.campaign.id,
+                listener.command.as_str()
+            ),
+        })
+        .collect()
+}
+
+/// A recorded event and what it triggered.
+#[derive(Debug, Clone, Object)]
+pub struct EventRecordedBody {
+    /// The event.
+    #[oai(flatten)]
+    pub event: EventBody,
+    /// The campaign runs it opened (none for an event recorded before).
+    pub runs: Vec<OpenedRunBody>,
+    /// When it opened no run, why: `no campaign listens for …` (naming the campaigns that
+    /// would, once launched or resumed), or that it was recorded before; null otherwise.
+    pub note: Option<String>,
+    /// Draft or paused campaigns triggered by its name, which do not listen until launched
+    /// or resumed.
+    pub idle_listeners: Vec<IdleListenerBody>,
+}
+
+impl From<EventOutcome> for EventRecordedBody {
+    fn from(outcome: EventOutcome) -> Self {
+        Self {
+            note: outcome.explanation(),
+            idle_listeners: idle_listener_bodies(&outcome.idle_listeners),
+            runs: outcome
+                .runs
+                .into_iter()
+                .map(|run| OpenedRunBody {
+                    campaign_id: run.campaign.id.to_string(),
+                    campaign_name: run.campaign.name,
+                    run_id: run.run_id.to_string(),
+                    messages: run.messages,
+                })
+                .collect(),
+            event: outcome.event.into(),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 enum EventRecorded {
-    /// Recorded; the campaigns listening for it have fanned out their messages.
+    /// Recorded; the campaigns listening for it have fanned out their messages, and the
+    /// answer names their runs (or says why there were none).
     #[oai(status = 201)]
-    Created(Json<EventBody>),
+    Created(Json<EventRecordedBody>),
     /// An event with this id (or `Idempotency-Key`) was recorded before: this is it, and
     /// nothing was recorded or triggered again.
     #[oai(status = 200)]
-    Existing(Json<EventBody>),
+    Existing(Json<EventRecordedBody>),
 }
 
 /// Delivery statistics.
@@ -350,7 +434,9 @@ impl EventsApi {
     ///
     /// Records one trigger event and runs the campaigns listening for it (event-triggered
     /// campaigns that are `scheduled` or `running`): their messages are in the outbox when
-    /// this answers. An event whose `id` (or `Idempotency-Key` header) was recorded before
+    /// this answers, which names the runs opened. When none listens, `note` says so and
+    /// `idle_listeners` names the draft or paused campaigns that would, once launched or
+    /// resumed. An event whose `id` (or `Idempotency-Key` header) was recorded before
     /// answers 200 with the first one and triggers nothing again. Invalid fields answer 422,
     /// each named.
     #[oai(path = "/events", method = "post", operation_id = "record_event")]
@@ -377,10 +463,11 @@ impl EventsApi {
                 _ => event.external_id = Some(key),
             }
         }
-        let (event, outcome) = self.engine.record_event(event).await?;
-        Ok(match outcome {
-            RecordOutcome::Recorded => EventRecorded::Created(Json(event.into())),
-            RecordOutcome::Duplicate => EventRecorded::Existing(Json(event.into())),
+        let outcome = self.engine.record_event(event).await?;
+        Ok(if outcome.duplicate {
+            EventRecorded::Existing(Json(outcome.into()))
+        } else {
+            EventRecorded::Created(Json(outcome.into()))
         })
     }
 

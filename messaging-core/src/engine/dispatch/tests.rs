@@ -12,7 +12,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::domain::{CampaignCommand, CampaignDraft, Consent, Message, PhoneNumber, TemplateDraft};
 use crate::engine::{MAX_BODY_CHARS, ReplyContent};
-use crate::ingest::UserFileFormat;
+use crate::ingest::{IngestSource, UserFileFormat};
 use crate::provider::{Accepted, MockProvider, SendError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{MessageQuery, PageRequest};
@@ -38,9 +38,14 @@ async fn setup(users: &[&str]) -> Setup {
         .collect::<Vec<_>>()
         .join("\n");
     let report = engine
-        .ingest_users(std::io::Cursor::new(csv.into_bytes()), UserFileFormat::Csv)
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .report;
     assert_eq!(report.inserted, users.len() as u64);
     Setup {
         engine,

@@ -12,11 +12,11 @@ use crate::domain::{Campaign, CampaignId, CampaignStatus, Topic, Trigger};
 use crate::segment::sql::event_name_key;
 use crate::store::{CampaignQuery, CampaignStore, Page, PageRequest, StoreError};
 
-const SELECT_CAMPAIGNS: &str = "SELECT id, name, topic, template_id, segment_id, trigger, \
+pub(super) const SELECT_CAMPAIGNS: &str = "SELECT id, name, topic, template_id, segment_id, trigger, \
      start_at, end_at, rate_limit_per_second, quiet_hours, status, created_at, updated_at, \
      problem FROM campaigns";
 
-fn status_text(status: CampaignStatus) -> SqlValue {
+pub(super) fn status_text(status: CampaignStatus) -> SqlValue {
     SqlValue::Text(
         serde_json::to_value(status)
             .ok()
@@ -25,7 +25,7 @@ fn status_text(status: CampaignStatus) -> SqlValue {
     )
 }
 
-fn campaign_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Campaign, StoreError>> {
+pub(super) fn campaign_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Campaign, StoreError>> {
     let id: String = row.get(0)?;
     let name: String = row.get(1)?;
     let topic: Option<String> = row.get(2)?;

@@ -4,12 +4,15 @@
 use async_trait::async_trait;
 use rusqlite::{Row, params};
 
+use super::campaigns::{SELECT_CAMPAIGNS, campaign_from_row, status_text};
 use super::connection::db_error;
 use super::users::list_newest_first;
 use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
-use crate::domain::{EventId, PhoneNumber, RunId, TriggerEvent};
+use crate::domain::{
+    Campaign, CampaignId, CampaignStatus, EventId, PhoneNumber, RunId, TriggerEvent,
+};
 use crate::segment::sql::event_name_key;
-use crate::store::{EventStore, Page, PageRequest, RecordOutcome, StoreError};
+use crate::store::{EventStore, Page, PageRequest, RecordOutcome, RecordedEvent, StoreError};
 
 const EVENT_COLUMNS: &str =
     "id, external_id, name, user_phone, segment_rule, data, occurred_at, received_at";
@@ -19,6 +22,21 @@ const INSERT_EVENT: &str = "
                         occurred_at, received_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (external_id) DO NOTHING";
+
+/// The campaigns listening for an event name (its key is the one parameter, the states that
+/// listen follow), with the states taken from [`CampaignStatus::listens_for_events`].
+fn listening_campaigns() -> (String, Vec<rusqlite::types::Value>) {
+    let states: Vec<_> = CampaignStatus::ALL
+        .into_iter()
+        .filter(|status| status.listens_for_events())
+        .map(status_text)
+        .collect();
+    let placeholders = vec!["?"; states.len()].join(", ");
+    let sql = format!(
+        "SELECT id FROM campaigns WHERE trigger_event_key = ? AND status IN ({placeholders})"
+    );
+    (sql, states)
+}
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TriggerEvent, StoreError>> {
     let id: String = row.get(0)?;
@@ -54,7 +72,7 @@ impl EventStore for SqliteStore {
     async fn record_events(
         &self,
         events: Vec<TriggerEvent>,
-    ) -> Result<Vec<RecordOutcome>, StoreError> {
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows = events
             .into_iter()
             .map(|e| {
@@ -71,12 +89,8 @@ impl EventStore for SqliteStore {
                     let mut insert = tx.prepare_cached(INSERT_EVENT).map_err(db_error)?;
                     // The runs of the campaigns listening for an event are opened with the
                     // event itself, so a crash can delay their fan-out but never lose it.
-                    let mut listening = tx
-                        .prepare_cached(
-                            "SELECT id FROM campaigns
-                             WHERE trigger_event_key = ? AND status IN ('scheduled', 'running')",
-                        )
-                        .map_err(db_error)?;
+                    let (listening_sql, listening_states) = listening_campaigns();
+                    let mut listening = tx.prepare_cached(&listening_sql).map_err(db_error)?;
                     let mut open_run = tx
                         .prepare_cached(
                             "INSERT INTO campaign_runs (id, campaign_id, trigger_key, event_id,
@@ -100,26 +114,44 @@ impl EventStore for SqliteStore {
                             ])
                             .map_err(db_error)?;
                         if inserted == 0 {
-                            outcomes.push(RecordOutcome::Duplicate);
+                            outcomes.push(RecordedEvent {
+                                outcome: RecordOutcome::Duplicate,
+                                runs: Vec::new(),
+                            });
                             continue;
                         }
+                        let key = rusqlite::types::Value::Text(event_name_key(&event.name));
                         let campaigns = listening
-                            .query_map([event_name_key(&event.name)], |r| r.get::<_, String>(0))
+                            .query_map(
+                                rusqlite::params_from_iter(
+                                    std::iter::once(&key).chain(&listening_states),
+                                ),
+                                |r| r.get::<_, String>(0),
+                            )
                             .map_err(db_error)?
                             .collect::<Result<Vec<_>, _>>()
                             .map_err(db_error)?;
+                        let mut runs = Vec::with_capacity(campaigns.len());
                         for campaign in campaigns {
-                            open_run
+                            let run = RunId::new();
+                            let opened = open_run
                                 .execute(params![
-                                    RunId::new().to_string(),
+                                    run.to_string(),
                                     campaign,
                                     format!("event:{}", event.id),
                                     event.id.to_string(),
                                     millis(event.received_at),
                                 ])
                                 .map_err(db_error)?;
+                            if opened > 0 {
+                                let campaign: CampaignId = campaign.parse().map_err(corrupt)?;
+                                runs.push((campaign, run));
+                            }
                         }
-                        outcomes.push(RecordOutcome::Recorded);
+                        outcomes.push(RecordedEvent {
+                            outcome: RecordOutcome::Recorded,
+                            runs,
+                        });
                     }
                 }
                 tx.commit().map_err(db_error)?;
@@ -143,6 +175,20 @@ impl EventStore for SqliteStore {
             .read(move |conn| {
                 let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE external_id = ?");
                 query_one(conn, &sql, external_id, event_from_row)
+            })
+            .await
+    }
+
+    async fn campaigns_triggered_by(&self, event_name: &str) -> Result<Vec<Campaign>, StoreError> {
+        let key = event_name_key(event_name);
+        self.db
+            .read(move |conn| {
+                let sql = format!("{SELECT_CAMPAIGNS} WHERE trigger_event_key = ? ORDER BY id");
+                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+                stmt.query_map([key], campaign_from_row)
+                    .map_err(db_error)?
+                    .map(|row| row.map_err(db_error).and_then(|campaign| campaign))
+                    .collect()
             })
             .await
     }

@@ -256,7 +256,28 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_conversations ON messages (dispatched_at) WHERE sent_as = 'template';
     CREATE INDEX message_log_by_message ON message_log (message_id, at);
     "#,
-    // 8: why a campaign stopped by itself (a run that could not be fanned out).
+    // 8: the records of past ingestions, each with its report. Ids are time-ordered, so the
+    // primary key lists them newest first.
+    r#"
+    CREATE TABLE ingestions (
+        id                 TEXT PRIMARY KEY NOT NULL,
+        kind               TEXT NOT NULL CHECK (kind IN ('users', 'events')),
+        source_file        TEXT,
+        format             TEXT NOT NULL,
+        started_at         INTEGER NOT NULL,
+        finished_at        INTEGER NOT NULL,
+        total              INTEGER NOT NULL,
+        inserted           INTEGER NOT NULL,
+        updated            INTEGER NOT NULL,
+        duplicates         INTEGER NOT NULL,
+        invalid            INTEGER NOT NULL,
+        errors             TEXT NOT NULL,
+        errors_listed      INTEGER NOT NULL,
+        errors_not_listed  INTEGER NOT NULL,
+        stopped_because    TEXT
+    );
+    "#,
+    // 9: why a campaign stopped by itself (a run that could not be fanned out).
     r#"
     ALTER TABLE campaigns ADD COLUMN problem TEXT;
     "#,

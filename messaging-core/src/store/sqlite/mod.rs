@@ -9,6 +9,7 @@ mod connection;
 mod dispatch;
 mod events;
 mod inbound;
+mod ingestions;
 mod migrations;
 mod outbox;
 mod receipts;
