@@ -1,7 +1,8 @@
 //! Every request body is bounded while it streams: JSON bodies at `MAX_JSON_BODY_BYTES`,
 //! uploads at `MAX_BODY_BYTES`, Twilio's webhooks at 64 KiB. Past its limit a body answers
 //! 413 at once (before it was all sent, and before any of it when `Content-Length` says so)
-//! and nothing of it is stored.
+//! and nothing of it is stored; a text field longer than its schema allows answers 422
+//! naming it.
 
 mod common;
 
@@ -129,6 +130,15 @@ fn complete(answer: &[u8]) -> bool {
     body.len() >= length
 }
 
+fn fields(error: &Value) -> Vec<String> {
+    error["error"]["details"]["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["field"].as_str().map(str::to_owned))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_user_larger_than_the_json_limit_answers_413_and_is_not_stored() {
     let app = spawn_app().await;
@@ -149,6 +159,37 @@ async fn a_user_larger_than_the_json_limit_answers_413_and_is_not_stored() {
         "{body}"
     );
     assert_eq!(app.engine.count_users().await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_name_longer_than_its_field_answers_422_naming_it() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/users",
+            &json!({ "phone": "+94771234567", "name": "x".repeat(201), "locale": "l".repeat(36) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(fields(&body), ["locale", "name"], "{body}");
+    assert_eq!(app.engine.count_users().await.unwrap(), 0);
+    let (status, body) = app
+        .post(
+            "/api/v1/templates",
+            &json!({ "name": "t", "content": "hi", "content_variables": { "1": "v".repeat(1001) } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(fields(&body), ["content_variables.1"], "{body}");
+    let (status, body) = app
+        .get(&format!("/api/v1/users?q={}", "q".repeat(201)))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = app
+        .get(&format!("/api/v1/templates/{}", "i".repeat(65)))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     app.stop().await;
 }
 
