@@ -109,8 +109,7 @@ pub fn check(draft: &TemplateDraft) -> Result<Vec<String>, TemplateError> {
     // is so for every recipient, and is refused now rather than at every send.
     let no_data = RenderContext::from_attributes(None, serde_json::Map::new());
     if let Err(error) = compiled.render(&no_data)
-        && let RenderError::TooLong { field, .. } | RenderError::TooMuchWork { field, .. } =
-            &error
+        && let RenderError::TooLong { field, .. } | RenderError::TooMuchWork { field, .. } = &error
     {
         return Err(TemplateError {
             field: field.clone(),

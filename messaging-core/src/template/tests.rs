@@ -317,12 +317,16 @@ proptest! {
 
 #[test]
 fn a_render_that_would_never_end_stops_within_its_budget() {
-    let nested = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+    let nested =
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
     let ctx = RenderContext::from_attributes(None, Map::new());
     let started = std::time::Instant::now();
     let result = render(nested, &ctx);
     assert!(
-        matches!(result, Err(RenderError::TooLong { .. } | RenderError::TooMuchWork { .. })),
+        matches!(
+            result,
+            Err(RenderError::TooLong { .. } | RenderError::TooMuchWork { .. })
+        ),
         "{result:?}"
     );
     assert!(result.unwrap_err().is_over_budget());
