@@ -52,14 +52,21 @@ pub struct Config {
     /// `SEND_LEASE_SECONDS`: how long a claimed or sending message is reserved for this
     /// process; a send still unanswered after it is looked up at the provider.
     pub send_lease_seconds: u64,
-    /// `MAX_BODY_BYTES`: the largest request body accepted (uploads included); larger ones
-    /// answer 413.
+    /// `MAX_BODY_BYTES`: the largest upload accepted (the ingestions); larger ones answer 413
+    /// as soon as the limit is passed.
     pub max_body_bytes: u64,
+    /// `MAX_JSON_BODY_BYTES`: the largest JSON body of every other operation; larger ones
+    /// answer 413 as soon as the limit is passed.
+    pub max_json_body_bytes: u64,
 }
 
 /// The default body limit: 2 GiB, so a 1 GB upload goes through (it is streamed, never held
 /// in memory).
 const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// The default JSON body limit: 1 MiB, far above any user, template or campaign (a template
+/// holds at most 10,000 characters) and small enough that no request ties up much memory.
+const DEFAULT_MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
 
 /// Longer than any send can take (the Twilio request timeout is 15 s), so a message is never
 /// looked up while its request may still be on its way.
@@ -137,6 +144,11 @@ impl Config {
         }
         let max_body_bytes = number::<u64>("MAX_BODY_BYTES", "a whole number of bytes")?
             .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let max_json_body_bytes = number::<u64>("MAX_JSON_BODY_BYTES", "a whole number of bytes")?
+            .unwrap_or(DEFAULT_MAX_JSON_BODY_BYTES);
+        if max_body_bytes == 0 || max_json_body_bytes == 0 {
+            bail!("MAX_BODY_BYTES and MAX_JSON_BODY_BYTES must be above 0");
+        }
         if daily_conversation_limit == Some(0) || frequency_cap == Some(0) {
             bail!("DAILY_CONVERSATION_LIMIT and FREQUENCY_CAP_PER_24H must be above 0 when set");
         }
@@ -158,6 +170,7 @@ impl Config {
             frequency_cap,
             send_lease_seconds,
             max_body_bytes,
+            max_json_body_bytes,
         })
     }
 
@@ -271,6 +284,7 @@ impl fmt::Display for Config {
         writeln!(f, "FREQUENCY_CAP_PER_24H={}", or_unset(self.frequency_cap))?;
         writeln!(f, "SEND_LEASE_SECONDS={}", self.send_lease_seconds)?;
         writeln!(f, "MAX_BODY_BYTES={}", self.max_body_bytes)?;
+        writeln!(f, "MAX_JSON_BODY_BYTES={}", self.max_json_body_bytes)?;
         write!(f, "API_TOKEN={}", secret(self.api_token.as_deref()))
     }
 }
@@ -337,6 +351,7 @@ mod tests {
             frequency_cap: Some(3),
             send_lease_seconds: 120,
             max_body_bytes: 1024,
+            max_json_body_bytes: 512,
         };
         let text = config.to_string();
         assert!(!text.contains("supersecret"));
@@ -344,5 +359,6 @@ mod tests {
         assert!(text.contains("AC123"));
         assert!(text.contains("one message every 3 s"), "{text}");
         assert!(text.contains("FREQUENCY_CAP_PER_24H=3"), "{text}");
+        assert!(text.contains("MAX_JSON_BODY_BYTES=512"), "{text}");
     }
 }

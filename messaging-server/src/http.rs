@@ -104,13 +104,19 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
     };
     let api = api::service(engine, config.max_body_bytes);
     let (spec, swagger) = (api::spec(&api), api::swagger_ui(&api));
-    let bodies =
-        api::validate::BodySchemas::from_spec(&serde_json::from_str(&spec).unwrap_or_default());
+    let bodies = Arc::new(api::validate::BodySchemas::from_spec(
+        &serde_json::from_str(&spec).unwrap_or_default(),
+    ));
+    let limits = api::limits::BodyLimits {
+        upload: config.max_body_bytes,
+        json: config.max_json_body_bytes,
+    };
     let api = api::validate::check_bodies(
         api.around(api::error::envelope),
-        Arc::new(bodies),
-        config.max_body_bytes,
+        bodies.clone(),
+        limits.json,
     );
+    let api = api::limits::limit_bodies(api, bodies, limits);
     let api = api::require_token(api, config.api_token.clone());
     Route::new()
         .at("/healthz", get(healthz))

@@ -136,16 +136,22 @@ impl From<TriggerEvent> for EventBody {
 #[oai(example)]
 pub struct EventInput {
     /// Your id for the event: an id recorded before is not recorded or triggered again.
+    #[oai(validator(max_length = 200))]
     pub id: Option<String>,
     /// The alert's name (the prototype's shape).
+    #[oai(validator(max_length = 200))]
     pub alert_name: Option<String>,
     /// The event's type, as a name.
+    #[oai(validator(max_length = 200))]
     pub event_type: Option<String>,
     /// The event's name (user events).
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
     /// The user it is about (E.164): campaigns it triggers go to this user only.
+    #[oai(validator(max_length = 32))]
     pub user: Option<String>,
     /// Another name for `user`.
+    #[oai(validator(max_length = 32))]
     pub phone: Option<String>,
     /// A segment definition narrowing the recipients of the campaigns it triggers.
     pub segment_rule: Option<Value>,
@@ -154,8 +160,10 @@ pub struct EventInput {
     /// Another name for `trigger_data`.
     pub data: Option<Value>,
     /// When it happened (RFC 3339); when it was received if not given.
+    #[oai(validator(max_length = 64))]
     pub occurred_at: Option<String>,
     /// Another name for `occurred_at`.
+    #[oai(validator(max_length = 64))]
     pub timestamp: Option<String>,
 }
 
@@ -403,6 +411,7 @@ impl InboundApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Only messages from this phone (E.164).
+        #[oai(validator(max_length = 32))]
         user: Query<Option<String>>,
     ) -> Result<Json<InboundPage>, ApiError> {
         let from = user.0.as_deref().map(|u| phone("user", u)).transpose()?;
@@ -445,7 +454,7 @@ impl EventsApi {
         input: Json<EventInput>,
         /// Makes a retried request safe: a key seen before answers the first event. It is the
         /// event's id, so it must agree with the body's `id` when both are given.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(name = "Idempotency-Key", validator(max_length = 200))]
         idempotency_key: Header<Option<String>>,
     ) -> Result<EventRecorded, ApiError> {
         let mut event = TriggerEvent::from_json(input.0.into_json(), self.engine.clock().now())
@@ -494,7 +503,10 @@ impl EventsApi {
 
     /// Get an event
     #[oai(path = "/events/:id", method = "get", operation_id = "get_event")]
-    async fn get(&self, id: Path<String>) -> Result<Json<EventBody>, ApiError> {
+    async fn get(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<EventBody>, ApiError> {
         let event_id: EventId = id.parse().map_err(|_| ApiError::not_found("event", &*id))?;
         Ok(Json(self.engine.get_event(event_id).await?.into()))
     }

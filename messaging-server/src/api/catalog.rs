@@ -68,17 +68,22 @@ impl From<Template> for TemplateBody {
 #[oai(example)]
 pub struct TemplateInput {
     /// A name for operators.
-    #[oai(validator(min_length = 1))]
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub name: String,
     /// The text, with placeholders.
+    #[oai(validator(max_length = 10000))]
     pub content: String,
     /// `whatsapp` (the default and only channel).
+    #[oai(validator(max_length = 32))]
     pub channel: Option<String>,
     /// The language.
+    #[oai(validator(max_length = 35))]
     pub locale: Option<String>,
     /// The approved template's Twilio Content SID.
+    #[oai(validator(max_length = 64))]
     pub content_sid: Option<String>,
     /// The approved template's variables.
+    #[oai(validator(max_length = 1000, max_properties = 100))]
     pub content_variables: Option<BTreeMap<String, String>>,
 }
 
@@ -133,8 +138,10 @@ pub struct TemplatePage {
 #[oai(example)]
 pub struct PreviewRequest {
     /// A stored user's phone (E.164).
+    #[oai(validator(max_length = 32))]
     pub user: Option<String>,
     /// A name, when no user is given.
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
     /// Attributes, when no user is given.
     pub attributes: Option<BTreeMap<String, Value>>,
@@ -196,7 +203,7 @@ impl From<Segment> for SegmentBody {
 #[oai(example)]
 pub struct SegmentInput {
     /// A name for operators.
-    #[oai(validator(min_length = 1))]
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub name: String,
     /// The definition.
     pub rule: Value,
@@ -316,6 +323,7 @@ impl TemplatesApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Free text matched against the name.
+        #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
     ) -> Result<Json<TemplatePage>, ApiError> {
         let found = self
@@ -330,7 +338,10 @@ impl TemplatesApi {
 
     /// Get a template
     #[oai(path = "/templates/:id", method = "get", operation_id = "get_template")]
-    async fn get(&self, id: Path<String>) -> Result<Json<TemplateBody>, ApiError> {
+    async fn get(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<TemplateBody>, ApiError> {
         let template = self.engine.get_template(template_id(&id)?).await?;
         Ok(Json(template.into()))
     }
@@ -343,7 +354,7 @@ impl TemplatesApi {
     )]
     async fn replace(
         &self,
-        id: Path<String>,
+        #[oai(validator(max_length = 64))] id: Path<String>,
         input: Json<TemplateInput>,
     ) -> Result<Json<TemplateBody>, ApiError> {
         let template = self
@@ -361,7 +372,10 @@ impl TemplatesApi {
         method = "delete",
         operation_id = "delete_template"
     )]
-    async fn delete(&self, id: Path<String>) -> Result<Deleted, ApiError> {
+    async fn delete(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Deleted, ApiError> {
         self.engine.delete_template(template_id(&id)?).await?;
         Ok(Deleted::Deleted)
     }
@@ -377,7 +391,7 @@ impl TemplatesApi {
     )]
     async fn preview(
         &self,
-        id: Path<String>,
+        #[oai(validator(max_length = 64))] id: Path<String>,
         input: Json<PreviewRequest>,
     ) -> Result<Json<PreviewBody>, ApiError> {
         let input = input.0;
@@ -449,6 +463,7 @@ impl SegmentsApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Free text matched against the name.
+        #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
     ) -> Result<Json<SegmentPage>, ApiError> {
         let found = self
@@ -485,7 +500,10 @@ impl SegmentsApi {
 
     /// Get a segment
     #[oai(path = "/segments/:id", method = "get", operation_id = "get_segment")]
-    async fn get(&self, id: Path<String>) -> Result<Json<SegmentBody>, ApiError> {
+    async fn get(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<SegmentBody>, ApiError> {
         let segment = self.engine.get_segment(segment_id(&id)?).await?;
         Ok(Json(segment.into()))
     }
@@ -498,7 +516,7 @@ impl SegmentsApi {
     )]
     async fn replace(
         &self,
-        id: Path<String>,
+        #[oai(validator(max_length = 64))] id: Path<String>,
         input: Json<SegmentInput>,
     ) -> Result<Json<SegmentBody>, ApiError> {
         let draft = SegmentDraft {
@@ -517,7 +535,10 @@ impl SegmentsApi {
         method = "delete",
         operation_id = "delete_segment"
     )]
-    async fn delete(&self, id: Path<String>) -> Result<Deleted, ApiError> {
+    async fn delete(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Deleted, ApiError> {
         self.engine.delete_segment(segment_id(&id)?).await?;
         Ok(Deleted::Deleted)
     }
@@ -530,7 +551,7 @@ impl SegmentsApi {
     )]
     async fn members(
         &self,
-        id: Path<String>,
+        #[oai(validator(max_length = 64))] id: Path<String>,
         /// At most this many (1–1000, default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,

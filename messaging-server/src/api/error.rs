@@ -114,11 +114,16 @@ impl ApiError {
         ))
     }
 
-    /// 413 for a body over `limit` bytes.
+    /// 413 for an upload over `limit` bytes (`MAX_BODY_BYTES`).
     pub fn too_large(limit: u64) -> Self {
+        Self::too_large_for(limit, "MAX_BODY_BYTES")
+    }
+
+    /// 413 for a body over `limit` bytes, the limit the server's `setting` sets.
+    pub fn too_large_for(limit: u64, setting: &str) -> Self {
         Self::TooLarge(body(
             "too_large",
-            format!("the body is larger than the limit of {limit} bytes (MAX_BODY_BYTES)"),
+            format!("the body is larger than the limit of {limit} bytes ({setting})"),
             Some(json!({ "limit": limit })),
         ))
     }

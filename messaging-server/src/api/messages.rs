@@ -204,6 +204,7 @@ impl From<messaging_core::store::Page<Message>> for MessagePage {
 #[oai(example)]
 pub struct ReplyInput {
     /// The recipient's phone (E.164); a stored user.
+    #[oai(validator(max_length = 32))]
     pub user: String,
     /// Free text (at most 1600 characters). WhatsApp allows it within 24 hours of the user's
     /// last message; outside that window the reply is skipped.
@@ -211,6 +212,7 @@ pub struct ReplyInput {
     pub body: Option<String>,
     /// A template rendered for the user; its approved `content_sid`, when it has one, is
     /// used outside the 24-hour window.
+    #[oai(validator(max_length = 64))]
     pub template_id: Option<String>,
 }
 
@@ -299,8 +301,10 @@ impl MessagesApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Only this campaign's messages.
+        #[oai(validator(max_length = 64))]
         campaign_id: Query<Option<String>>,
         /// Only messages to this phone (E.164).
+        #[oai(validator(max_length = 32))]
         user: Query<Option<String>>,
         /// Only messages in this status.
         status: Query<Option<MessageState>>,
@@ -326,7 +330,10 @@ impl MessagesApi {
     /// With every status change (`history`) and every decision taken about it, with its
     /// reason (`decisions`).
     #[oai(path = "/messages/:id", method = "get", operation_id = "get_message")]
-    async fn get(&self, id: Path<String>) -> Result<Json<MessageBody>, ApiError> {
+    async fn get(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<MessageBody>, ApiError> {
         let message = self.engine.get_message(message_id(&id)?).await?;
         Ok(Json(message.into()))
     }

@@ -1,15 +1,17 @@
 //! The JSON API under `/api/v1`, described by the OpenAPI document it is generated with
 //! (`/openapi.json`, Swagger UI at `/apidocs/`). Each file holds one group of resources as a
 //! poem-openapi `OpenApi` struct over the engine; handlers parse the request, call the engine
-//! and shape the answer, nothing more. Errors take one shape ([`error`]); a JSON body is
-//! checked against the document before its handler runs ([`validate`]); `API_TOKEN`, when
-//! set, is required as a bearer token ([`require_token`]).
+//! and shape the answer, nothing more. Errors take one shape ([`error`]); every body is
+//! bounded while it streams ([`limits`]); a JSON body is checked against the document before
+//! its handler runs ([`validate`]); `API_TOKEN`, when set, is required as a bearer token
+//! ([`require_token`]).
 
 mod activity;
 mod campaigns;
 mod catalog;
 pub mod error;
 mod ingest;
+pub mod limits;
 mod messages;
 mod page;
 pub mod timestamp;

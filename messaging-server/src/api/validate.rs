@@ -9,9 +9,10 @@
 //! name (a typo such as `contnet_sid`) is an error, not silently dropped. Maps (with
 //! `additionalProperties`) and free-form values stay open.
 //!
-//! Only JSON bodies of ordinary operations are read here, up to `MAX_BODY_BYTES`. Streamed
-//! uploads (the ingestions, whose JSON body is documented as a binary string) pass through
-//! unread.
+//! Only JSON bodies of ordinary operations are read here, and never past
+//! `MAX_JSON_BODY_BYTES` (a larger one answers 413 without being read further; see also
+//! [`super::limits`]). Streamed uploads (the ingestions, whose JSON body is documented as a
+//! binary string) pass through unread.
 
 use std::sync::Arc;
 
@@ -41,6 +42,8 @@ struct Operation {
     /// The schema of its JSON body; `None` when it takes none, or streams it.
     schema: Option<Value>,
     required: bool,
+    /// Whether its body is an upload (a binary string or a multipart form).
+    streamed: bool,
 }
 
 impl BodySchemas {
@@ -67,6 +70,7 @@ impl BodySchemas {
                         .collect(),
                     schema: json_schema(&body["content"]).cloned(),
                     required: body["required"].as_bool().unwrap_or(false),
+                    streamed: is_upload(&body["content"]),
                 });
             }
         }
@@ -93,6 +97,12 @@ impl BodySchemas {
                     .all(|(template, given)| template.as_deref().is_none_or(|t| t == *given))
             })
             .max_by_key(|op| op.path.iter().filter(|s| s.is_some()).count())
+    }
+
+    /// Whether the operation `method path` reaches takes an upload (rather than a JSON body
+    /// or none).
+    pub fn takes_upload(&self, method: &Method, path: &str) -> bool {
+        self.find(method, path).is_some_and(|op| op.streamed)
     }
 
     /// Every way `value` does not fit `schema`, each named by its field's path.
@@ -323,6 +333,18 @@ fn json_schema(content: &Value) -> Option<&Value> {
     (!streamed && schema.is_object()).then_some(schema)
 }
 
+/// Whether a `content` map takes a file: a binary string, or a multipart form.
+fn is_upload(content: &Value) -> bool {
+    content
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(media_type, media)| {
+            media_type.starts_with("multipart/")
+                || (media["schema"]["type"] == "string" && media["schema"]["format"] == "binary")
+        })
+}
+
 /// `application/json` or `application/*+json`, with any parameters, as the handlers'
 /// JSON payloads accept.
 fn is_json_type(content_type: &str) -> bool {
@@ -509,8 +531,8 @@ fn sends_json(request: &Request) -> bool {
 }
 
 /// Checks the JSON body of every operation of `endpoint` that takes one against `schemas`
-/// (reading at most `limit` bytes), answering 400, 413 or 422 before the handler runs when
-/// it does not fit.
+/// (reading at most `limit` bytes, `MAX_JSON_BODY_BYTES`), answering 400, 413 or 422 before
+/// the handler runs when it does not fit.
 pub fn check_bodies<E: Endpoint + 'static>(
     endpoint: E,
     schemas: Arc<BodySchemas>,
@@ -526,7 +548,8 @@ pub fn check_bodies<E: Endpoint + 'static>(
                 let bytes = match request.take_body().into_bytes_limit(limit_bytes).await {
                     Ok(bytes) => bytes,
                     Err(ReadBodyError::PayloadTooLarge) => {
-                        return Ok(ApiError::too_large(limit).into_response());
+                        let answer = ApiError::too_large_for(limit, "MAX_JSON_BODY_BYTES");
+                        return Ok(answer.into_response());
                     }
                     Err(error) => {
                         return Ok(ApiError::bad_request(format!(
@@ -663,6 +686,8 @@ mod tests {
         let schemas = schemas();
         let upload = schemas.find(&Method::PUT, "/things/upload").unwrap();
         assert!(upload.path[1].is_some() && upload.schema.is_none());
+        assert!(schemas.takes_upload(&Method::PUT, "/things/upload"));
+        assert!(!schemas.takes_upload(&Method::PUT, "/things/42"));
         assert!(
             schemas
                 .find(&Method::PUT, "/things/42")

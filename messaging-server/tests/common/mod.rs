@@ -41,6 +41,8 @@ pub struct Options {
     pub api_token: Option<String>,
     /// The server's `MAX_BODY_BYTES` (64 MiB when unset).
     pub max_body_bytes: Option<u64>,
+    /// The server's `MAX_JSON_BODY_BYTES` (1 MiB, the default, when unset).
+    pub max_json_body_bytes: Option<u64>,
     /// Send through the built-in sandbox provider (no Twilio credentials, as on a fresh
     /// machine) instead of the fake Twilio.
     pub sandbox: bool,
@@ -80,6 +82,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         frequency_cap: None,
         send_lease_seconds: 120,
         max_body_bytes: options.max_body_bytes.unwrap_or(64 * 1024 * 1024),
+        max_json_body_bytes: options.max_json_body_bytes.unwrap_or(1024 * 1024),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let Running {

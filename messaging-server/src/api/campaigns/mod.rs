@@ -78,6 +78,7 @@ impl CampaignsApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Free text matched against the name.
+        #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
         /// Only campaigns in this state.
         status: Query<Option<CampaignState>>,
@@ -98,7 +99,10 @@ impl CampaignsApi {
 
     /// Get a campaign
     #[oai(path = "/campaigns/:id", method = "get", operation_id = "get_campaign")]
-    async fn get(&self, id: Path<String>) -> Result<Json<CampaignBody>, ApiError> {
+    async fn get(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<CampaignBody>, ApiError> {
         let campaign = self.engine.get_campaign(campaign_id(&id)?).await?;
         Ok(Json(campaign.into()))
     }
@@ -114,7 +118,7 @@ impl CampaignsApi {
     )]
     async fn replace(
         &self,
-        id: Path<String>,
+        #[oai(validator(max_length = 64))] id: Path<String>,
         input: Json<CampaignInput>,
     ) -> Result<Json<CampaignBody>, ApiError> {
         let campaign = self
@@ -132,7 +136,10 @@ impl CampaignsApi {
         method = "delete",
         operation_id = "delete_campaign"
     )]
-    async fn delete(&self, id: Path<String>) -> Result<Deleted, ApiError> {
+    async fn delete(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Deleted, ApiError> {
         self.engine.delete_campaign(campaign_id(&id)?).await?;
         Ok(Deleted::Deleted)
     }
@@ -148,7 +155,10 @@ impl CampaignsApi {
         method = "post",
         operation_id = "launch_campaign"
     )]
-    async fn launch(&self, id: Path<String>) -> Result<Json<LaunchedCampaign>, ApiError> {
+    async fn launch(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<LaunchedCampaign>, ApiError> {
         let (campaign, run) = self.engine.launch_campaign(campaign_id(&id)?).await?;
         Ok(Json(LaunchedCampaign {
             campaign: campaign.into(),
@@ -165,7 +175,10 @@ impl CampaignsApi {
         method = "post",
         operation_id = "pause_campaign"
     )]
-    async fn pause(&self, id: Path<String>) -> Result<Json<CampaignBody>, ApiError> {
+    async fn pause(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<CampaignBody>, ApiError> {
         Ok(Json(self.command(&id, CampaignCommand::Pause).await?))
     }
 
@@ -177,7 +190,10 @@ impl CampaignsApi {
         method = "post",
         operation_id = "resume_campaign"
     )]
-    async fn resume(&self, id: Path<String>) -> Result<Json<CampaignBody>, ApiError> {
+    async fn resume(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<CampaignBody>, ApiError> {
         Ok(Json(self.command(&id, CampaignCommand::Resume).await?))
     }
 
@@ -190,7 +206,10 @@ impl CampaignsApi {
         method = "post",
         operation_id = "cancel_campaign"
     )]
-    async fn cancel(&self, id: Path<String>) -> Result<Json<CampaignBody>, ApiError> {
+    async fn cancel(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<CampaignBody>, ApiError> {
         Ok(Json(self.command(&id, CampaignCommand::Cancel).await?))
     }
 
@@ -208,7 +227,7 @@ impl CampaignsApi {
     )]
     async fn preview(
         &self,
-        id: Path<String>,
+        #[oai(validator(max_length = 64))] id: Path<String>,
         /// How many recipients' messages to render (1–100, default 10).
         #[oai(validator(minimum(value = "1"), maximum(value = "100")))]
         sample: Query<Option<u32>>,
@@ -230,7 +249,7 @@ impl CampaignsApi {
     )]
     async fn messages(
         &self,
-        id: Path<String>,
+        #[oai(validator(max_length = 64))] id: Path<String>,
         /// At most this many (1–1000, default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
@@ -241,6 +260,7 @@ impl CampaignsApi {
         /// Only messages in this status.
         status: Query<Option<MessageState>>,
         /// Only messages to this phone (E.164).
+        #[oai(validator(max_length = 32))]
         user: Query<Option<String>>,
     ) -> Result<Json<MessagePage>, ApiError> {
         let campaign = self.engine.get_campaign(campaign_id(&id)?).await?;
@@ -260,7 +280,10 @@ impl CampaignsApi {
         method = "get",
         operation_id = "campaign_stats"
     )]
-    async fn stats(&self, id: Path<String>) -> Result<Json<StatsBody>, ApiError> {
+    async fn stats(
+        &self,
+        #[oai(validator(max_length = 64))] id: Path<String>,
+    ) -> Result<Json<StatsBody>, ApiError> {
         let stats = self.engine.stats(Some(campaign_id(&id)?)).await?;
         Ok(Json(stats.into()))
     }

@@ -73,6 +73,7 @@ pub struct TriggerBody {
     /// For `event`: the `alert_name` or event name that starts one run of the campaign
     /// (compared without regard to case).
     #[oai(skip_serializing_if_is_none)]
+    #[oai(validator(max_length = 200))]
     pub event: Option<String>,
 }
 
@@ -91,9 +92,11 @@ pub struct ScheduleBody {
 #[derive(Debug, Clone, Object)]
 pub struct ScheduleInput {
     /// Not before this instant; a scheduled manual campaign starts then.
+    #[oai(validator(max_length = 64))]
     pub start_at: Option<String>,
     /// Not after this instant; the campaign completes then and what it had not sent is
     /// skipped.
+    #[oai(validator(max_length = 64))]
     pub end_at: Option<String>,
 }
 
@@ -102,8 +105,10 @@ pub struct ScheduleInput {
 #[derive(Debug, Clone, Object)]
 pub struct QuietHoursBody {
     /// Local time it begins, `HH:MM`.
+    #[oai(validator(max_length = 16))]
     pub start: String,
     /// Local time it ends, `HH:MM`.
+    #[oai(validator(max_length = 16))]
     pub end: String,
 }
 
@@ -182,14 +187,17 @@ impl From<Campaign> for CampaignBody {
 #[oai(example)]
 pub struct CampaignInput {
     /// A name for operators.
-    #[oai(validator(min_length = 1))]
+    #[oai(validator(min_length = 1, max_length = 200))]
     pub name: String,
     /// Only this topic's subscribers are recipients (case-insensitive).
+    #[oai(validator(max_length = 64))]
     pub topic: Option<String>,
     /// The template to send.
+    #[oai(validator(max_length = 64))]
     pub template_id: String,
     /// Narrows the recipients to this segment. With neither topic nor segment, every
     /// opted-in user is a recipient.
+    #[oai(validator(max_length = 64))]
     pub segment_id: Option<String>,
     /// What starts it; `{"type": "manual"}` when not given.
     pub trigger: Option<TriggerBody>,

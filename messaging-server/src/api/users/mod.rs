@@ -243,10 +243,13 @@ impl UsersApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Free text matched against the phone, the name and attribute values.
+        #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
         /// Only users with this consent state: `OPT_IN` or `OPT_OUT`.
+        #[oai(validator(max_length = 16))]
         consent: Query<Option<String>>,
         /// Only subscribers of this topic (case-insensitive).
+        #[oai(validator(max_length = 64))]
         topic: Query<Option<String>>,
     ) -> Result<Json<UserPage>, ApiError> {
         let query = UserQuery {
@@ -285,6 +288,7 @@ impl UsersApi {
     async fn get(
         &self,
         /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
     ) -> Result<Json<UserBody>, ApiError> {
         let user = self.engine.get_user(&path_phone(&phone)?).await?;
@@ -301,6 +305,7 @@ impl UsersApi {
     async fn replace(
         &self,
         /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
         input: Json<UserReplacement>,
     ) -> Result<UserReplaced, ApiError> {
@@ -339,6 +344,7 @@ impl UsersApi {
     async fn update(
         &self,
         /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
         input: Json<UserPatch>,
     ) -> Result<Json<UserBody>, ApiError> {
@@ -371,6 +377,7 @@ impl UsersApi {
     async fn delete(
         &self,
         /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
     ) -> Result<Deleted, ApiError> {
         self.engine.delete_user(&path_phone(&phone)?).await?;
@@ -386,6 +393,7 @@ impl UsersApi {
     async fn subscriptions(
         &self,
         /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
         /// At most this many (1–1000, default 50).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
@@ -395,6 +403,7 @@ impl UsersApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Free text matched against the topic.
+        #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
     ) -> Result<Json<SubscriptionPage>, ApiError> {
         let subscriptions = self.engine.subscriptions(&path_phone(&phone)?).await?;
@@ -422,8 +431,10 @@ impl UsersApi {
     async fn subscribe(
         &self,
         /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
         /// The topic: letters, digits, `_` and `-`, at most 64.
+        #[oai(validator(max_length = 64))]
         topic: Path<String>,
     ) -> Result<Subscribed, ApiError> {
         let phone = path_phone(&phone)?;
@@ -456,8 +467,10 @@ impl UsersApi {
     async fn unsubscribe(
         &self,
         /// The E.164 phone, URL-encoded (`%2B94771234567`); the `+` may be left out.
+        #[oai(validator(max_length = 32))]
         phone: Path<String>,
         /// The topic (case-insensitive).
+        #[oai(validator(max_length = 64))]
         topic: Path<String>,
     ) -> Result<Deleted, ApiError> {
         let phone = path_phone(&phone)?;
@@ -482,6 +495,7 @@ impl UsersApi {
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
         /// Free text matched against the topic.
+        #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
     ) -> Result<Json<TopicPage>, ApiError> {
         let topics = self.engine.topics().await?;

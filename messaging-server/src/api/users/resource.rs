@@ -83,18 +83,24 @@ impl From<User> for UserBody {
 pub struct UserInput {
     /// The E.164 phone number (`+` and country code; a `whatsapp:` prefix, spaces and dashes
     /// are accepted).
+    #[oai(validator(max_length = 32))]
     pub phone: String,
     /// The display name.
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
     /// The WhatsApp id.
+    #[oai(validator(max_length = 32))]
     pub wa_id: Option<String>,
     /// `OPT_IN` (the default) or `OPT_OUT`.
+    #[oai(validator(max_length = 16))]
     pub consent_state: Option<String>,
     /// Free-form attributes (null values are dropped).
     pub attributes: Option<BTreeMap<String, Value>>,
     /// An IANA time zone name.
+    #[oai(validator(max_length = 64))]
     pub timezone: Option<String>,
     /// The preferred locale.
+    #[oai(validator(max_length = 35))]
     pub locale: Option<String>,
 }
 
@@ -117,19 +123,25 @@ impl Example for UserInput {
 #[oai(example)]
 pub struct UserReplacement {
     /// The phone; optional, but when given it must be the one in the path.
+    #[oai(validator(max_length = 32))]
     pub phone: Option<String>,
     /// The display name.
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
     /// The WhatsApp id.
+    #[oai(validator(max_length = 32))]
     pub wa_id: Option<String>,
     /// `OPT_IN` or `OPT_OUT`; when left out a stored user keeps theirs (a new one is
     /// `OPT_IN`), so a replacement never opts a user back in by omission.
+    #[oai(validator(max_length = 16))]
     pub consent_state: Option<String>,
     /// All of the user's attributes (null values are dropped).
     pub attributes: Option<BTreeMap<String, Value>>,
     /// An IANA time zone name.
+    #[oai(validator(max_length = 64))]
     pub timezone: Option<String>,
     /// The preferred locale.
+    #[oai(validator(max_length = 35))]
     pub locale: Option<String>,
 }
 
@@ -153,18 +165,24 @@ impl Example for UserReplacement {
 #[oai(example)]
 pub struct UserPatch {
     /// The phone; optional, but when given it must be the one in the path.
+    #[oai(validator(max_length = 32))]
     pub phone: Option<String>,
     /// A new display name.
+    #[oai(validator(max_length = 200))]
     pub name: Option<String>,
     /// A new WhatsApp id.
+    #[oai(validator(max_length = 32))]
     pub wa_id: Option<String>,
     /// `OPT_IN` or `OPT_OUT`.
+    #[oai(validator(max_length = 16))]
     pub consent_state: Option<String>,
     /// Attributes to set, key by key; others are kept (a null value changes nothing).
     pub attributes: Option<BTreeMap<String, Value>>,
     /// A new IANA time zone name.
+    #[oai(validator(max_length = 64))]
     pub timezone: Option<String>,
     /// A new locale.
+    #[oai(validator(max_length = 35))]
     pub locale: Option<String>,
 }
 
