@@ -111,19 +111,11 @@ async fn a_body_over_the_limit_answers_413_and_keeps_what_was_stored() {
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"]["code"], "too_large");
+    // Its Content-Length said so before any of it was read: no import was started, so none
+    // is listed. (An import stopped part-way is kept with its counts: see
+    // messaging-core/tests/ingestions.rs.)
     let (_, listed) = app.get("/api/v1/ingestions").await;
-    let kept = &listed["items"][0];
-    assert_eq!(
-        kept["status"], "stopped",
-        "a stopped import is kept: {listed}"
-    );
-    assert!(
-        kept["stopped_because"].as_str().unwrap().contains("bytes"),
-        "{kept}"
-    );
-    if let Some(id) = body["error"]["details"]["ingestion_id"].as_str() {
-        assert_eq!(kept["id"], id);
-    }
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
     let first = PhoneNumber::parse("+94773000000").unwrap();
     let stored = app.engine.count_users().await.unwrap();
     // Whatever was read before the limit may have been stored, never half a batch.

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use messaging_core::domain::IngestionId;
 use messaging_core::engine::{EventNameOutcome, EventsIngestion};
 use messaging_core::ingest::{
@@ -27,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::activity::{IdleListenerBody, idle_listener_bodies};
 use super::error::ApiError;
+use super::timestamp::Timestamp;
 use super::{ApiTags, page};
 
 /// One refused row.
@@ -192,9 +192,9 @@ pub struct IngestionRecordBody {
     /// `csv`, `json` or `jsonl`.
     pub format: String,
     /// When it started.
-    pub started_at: DateTime<Utc>,
+    pub started_at: Timestamp,
     /// When it ended.
-    pub finished_at: DateTime<Utc>,
+    pub finished_at: Timestamp,
     /// `completed`, or `stopped` part-way.
     pub status: IngestionStatus,
     /// Why it stopped; null when it completed.
@@ -217,8 +217,8 @@ impl From<Ingestion> for IngestionRecordBody {
             kind: i.kind.as_str().to_owned(),
             source: i.source.label().to_owned(),
             format: i.format.as_str().to_owned(),
-            started_at: i.started_at,
-            finished_at: i.finished_at,
+            started_at: i.started_at.into(),
+            finished_at: i.finished_at.into(),
             status,
             stopped_because,
             report: i.report.into(),
