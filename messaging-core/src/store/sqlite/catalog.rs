@@ -52,7 +52,7 @@ fn segment_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Segment, StoreErro
         Ok(Segment {
             id: id.parse().map_err(corrupt)?,
             name,
-            rule: serde_json::from_str(&rule).map_err(corrupt)?,
+            rule: SegmentRule::from_stored_json(&rule).map_err(corrupt)?,
             created_at: from_millis(created_at),
             updated_at: from_millis(updated_at),
         })
