@@ -134,9 +134,7 @@ async fn segments_take_long_in_lists_and_refuse_rules_over_the_limits() {
     let app = spawn_app().await;
     app.engine
         .ingest_users(
-            std::io::Cursor::new(
-                b"phone,code\n+94771234501,c9999\n+94771234502,other\n".to_vec(),
-            ),
+            std::io::Cursor::new(b"phone,code\n+94771234501,c9999\n+94771234502,other\n".to_vec()),
             messaging_core::ingest::UserFileFormat::Csv,
         )
         .await
@@ -144,7 +142,10 @@ async fn segments_take_long_in_lists_and_refuse_rules_over_the_limits() {
     let codes: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
     let rule = json!({ "attribute": "code", "op": "in", "value": codes });
     let (status, created) = app
-        .post("/api/v1/segments", &json!({ "name": "codes", "rule": rule }))
+        .post(
+            "/api/v1/segments",
+            &json!({ "name": "codes", "rule": rule }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap();
@@ -181,7 +182,11 @@ async fn the_documented_segment_example_is_accepted() {
     let (status, openapi) = app.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let example = &openapi["components"]["schemas"]["SegmentInput"]["example"];
-    assert!(example.is_object(), "no example in {}", openapi["components"]["schemas"]["SegmentInput"]);
+    assert!(
+        example.is_object(),
+        "no example in {}",
+        openapi["components"]["schemas"]["SegmentInput"]
+    );
     let (status, created) = app.post("/api/v1/segments", example).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     app.stop().await;

@@ -144,14 +144,7 @@ fn node(
             let nodes = children
                 .iter()
                 .enumerate()
-                .map(|(i, c)| {
-                    node(
-                        c,
-                        &child(&children_path, &i.to_string()),
-                        depth + 1,
-                        budget,
-                    )
-                })
+                .map(|(i, c)| node(c, &child(&children_path, &i.to_string()), depth + 1, budget))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(if group == "all" {
                 RuleNode::All(nodes)
@@ -247,7 +240,9 @@ fn field_condition(
                 }
                 "topic" => "; use {\"topic\": \"...\"} for subscriptions".to_owned(),
                 _ => match name.strip_prefix("attributes.") {
-                    Some(key) => format!("; for an attribute write {{\"attribute\": \"{key}\", …}}"),
+                    Some(key) => {
+                        format!("; for an attribute write {{\"attribute\": \"{key}\", …}}")
+                    }
                     None => "; use \"attribute\" for custom attributes".to_owned(),
                 },
             };
@@ -347,14 +342,7 @@ fn shorthand(
                     )?;
                 } else if let Some(field) = user_field(key) {
                     let make = |op, value| RuleNode::Field { field, op, value };
-                    shorthand_comparisons(
-                        value,
-                        &key_path,
-                        true,
-                        &mut conditions,
-                        budget,
-                        make,
-                    )?;
+                    shorthand_comparisons(value, &key_path, true, &mut conditions, budget, make)?;
                 } else {
                     let hint = if key == "attributes" {
                         "; write attribute conditions as \"attributes.<key>\"".to_owned()

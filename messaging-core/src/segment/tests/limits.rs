@@ -38,7 +38,9 @@ fn a_group_lists_at_most_its_limit_of_conditions() {
     let error = refuse(&json!({"any": conditions(2_000)}));
     assert_eq!(error.path, "/any");
     assert!(
-        error.message.contains("at most 500 conditions in one \"any\", found 2000"),
+        error
+            .message
+            .contains("at most 500 conditions in one \"any\", found 2000"),
         "{error}"
     );
     let error = refuse(&json!({"all": [{"not": {"all": conditions(501)}}]}));
@@ -63,11 +65,7 @@ fn a_definition_holds_at_most_its_limit_of_conditions() {
     let wide: serde_json::Map<String, Value> = (0..MAX_CONDITIONS + 1)
         .map(|i| (format!("attributes.k{i}"), json!(i)))
         .collect();
-    assert!(
-        refuse(&Value::Object(wide))
-            .message
-            .contains("conditions")
-    );
+    assert!(refuse(&Value::Object(wide)).message.contains("conditions"));
 }
 
 #[test]
