@@ -412,6 +412,24 @@ async fn control_characters_in_text_fields_answer_422_naming_each_field() {
 }
 
 #[tokio::test]
+async fn numbers_in_attributes_keep_every_digit() {
+    let app = spawn_app().await;
+    let body: Value = serde_json::from_str(
+        r#"{"phone": "+94771234501", "attributes": {"n": 1180591620717411303424, "x": 0.1}}"#,
+    )
+    .unwrap();
+    let (status, created) = app.post("/api/v1/users", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, user) = app.get(&user_path("+94771234501")).await;
+    assert_eq!(
+        user["attributes"]["n"].to_string(),
+        "1180591620717411303424"
+    );
+    assert_eq!(user["attributes"]["x"].to_string(), "0.1");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn following_next_cursor_visits_every_user_once() {
     let app = spawn_app().await;
     let all: Vec<String> = (1..=5).map(|i| format!("+9477123450{i}")).collect();
