@@ -132,6 +132,70 @@ async fn segments_preview_count_and_list_members() {
 }
 
 #[tokio::test]
+async fn segments_take_long_in_lists_and_refuse_rules_over_the_limits() {
+    let app = spawn_app().await;
+    app.engine
+        .ingest_users(
+            std::io::Cursor::new(b"phone,code\n+94771234501,c9999\n+94771234502,other\n".to_vec()),
+            messaging_core::ingest::UserFileFormat::Csv,
+            messaging_core::ingest::IngestSource::Api,
+        )
+        .await
+        .unwrap();
+    let codes: Vec<String> = (0..10_000).map(|i| format!("c{i}")).collect();
+    let rule = json!({ "attribute": "code", "op": "in", "value": codes });
+    let (status, created) = app
+        .post(
+            "/api/v1/segments",
+            &json!({ "name": "codes", "rule": rule }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, members) = app.get(&format!("/api/v1/segments/{id}/members")).await;
+    assert_eq!(status, StatusCode::OK, "{members}");
+    assert_eq!(members["items"][0]["phone"], "+94771234501");
+    assert_eq!(members["items"].as_array().unwrap().len(), 1);
+    let (status, preview) = app
+        .post("/api/v1/segments/preview", &json!({ "rule": rule }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["count"], 1);
+
+    let many: Vec<_> = (0..2_000)
+        .map(|i| json!({ "attribute": "code", "op": "eq", "value": format!("c{i}") }))
+        .collect();
+    let rule = json!({ "any": many });
+    for (path, body) in [
+        ("/api/v1/segments", json!({ "name": "many", "rule": rule })),
+        ("/api/v1/segments/preview", json!({ "rule": rule })),
+    ] {
+        let (status, error) = app.post(path, &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {error}");
+        assert_eq!(error["error"]["details"]["path"], "/any", "{error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains("at most 500 conditions"), "{message}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_documented_segment_example_is_accepted() {
+    let app = spawn_app().await;
+    let (status, openapi) = app.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let example = &openapi["components"]["schemas"]["SegmentInput"]["example"];
+    assert!(
+        example.is_object(),
+        "no example in {}",
+        openapi["components"]["schemas"]["SegmentInput"]
+    );
+    let (status, created) = app.post("/api/v1/segments", example).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_api_token_is_required_when_set_and_the_docs_are_open() {
     let app = common::spawn_app_with(common::Options {
         api_token: Some("s3cret".into()),

@@ -290,5 +290,41 @@ async fn the_openapi_document_describes_ingestion_records_and_what_events_trigge
     }
     assert!(schemas["EventsIngestionBody"]["properties"]["by_event_name"].is_object());
     assert!(schemas["IngestionRecordBody"]["properties"]["errors_listed"].is_object());
+}
+
+#[tokio::test]
+async fn a_utf16_file_is_refused_with_what_to_do() {
+    let app = spawn_app().await;
+    let utf16 = |text: &str| -> Vec<u8> {
+        [0xFF, 0xFE]
+            .into_iter()
+            .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+            .collect()
+    };
+    for (path, content_type, text) in [
+        (
+            "/api/v1/ingestions/users",
+            "text/csv",
+            "phone,name\n+94771234501,Amaya\n",
+        ),
+        (
+            "/api/v1/ingestions/users",
+            "application/json",
+            "[{\"phone\": \"+94771234501\"}]",
+        ),
+        (
+            "/api/v1/ingestions/events",
+            "application/x-ndjson",
+            "{\"name\": \"signup\"}\n",
+        ),
+    ] {
+        let (status, body) = app.post_raw(path, content_type, utf16(text)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("UTF-16 is not supported, save the file as UTF-8"),
+            "{message}"
+        );
+    }
     app.stop().await;
 }

@@ -355,6 +355,90 @@ async fn lists_filter_by_consent_topic_and_free_text() {
 }
 
 #[tokio::test]
+async fn free_text_search_takes_every_character_literally() {
+    let app = spawn_app().await;
+    create(
+        &app,
+        json!({ "phone": "+94771234501", "name": "Half 50% off_now" }),
+    )
+    .await;
+    create(
+        &app,
+        json!({ "phone": "+94771234502", "name": "Plain 50 percent offXnow" }),
+    )
+    .await;
+    for (q, expected) in [
+        ("%00", vec![]),
+        ("50%25", vec!["+94771234501"]),
+        ("off_", vec!["+94771234501"]),
+        ("%25", vec!["+94771234501"]),
+        ("_", vec!["+94771234501"]),
+        ("OFF", vec!["+94771234501", "+94771234502"]),
+        ("a%5Cb", vec![]),
+    ] {
+        let (status, page) = app.get(&format!("/api/v1/users?q={q}")).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {page}");
+        assert_eq!(phones(&page), expected, "q={q}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn control_characters_in_text_fields_answer_422_naming_each_field() {
+    let app = spawn_app().await;
+    let (status, error) = app
+        .post(
+            "/api/v1/users",
+            &json!({ "phone": "+94771234501", "name": "Ann\u{0}", "locale": "en\n",
+                     "timezone": "Mars/Olympus" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(invalid_fields(&error), ["timezone", "name", "locale"]);
+    let (status, _) = app.get(&user_path("+94771234501")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    create(&app, json!({ "phone": "+94771234501", "name": "Ann" })).await;
+    let (status, error) = app
+        .patch(&user_path("+94771234501"), &json!({ "name": "A\u{1b}[2J" }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    assert_eq!(invalid_fields(&error), ["name"]);
+
+    let csv = "phone,name\n+94771234502,\"Bo\u{0}b\"\n+94771234503,Cat\n";
+    let (status, body) = app
+        .post_raw("/api/v1/ingestions/users", "text/csv", csv)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = &body["report"];
+    assert_eq!(
+        (report["inserted"].as_u64(), report["invalid"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(report["errors"][0]["line"], 2);
+    assert_eq!(report["errors"][0]["field"], "name");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn numbers_in_attributes_keep_every_digit() {
+    let app = spawn_app().await;
+    let body: Value = serde_json::from_str(
+        r#"{"phone": "+94771234501", "attributes": {"n": 1180591620717411303424, "x": 0.1}}"#,
+    )
+    .unwrap();
+    let (status, created) = app.post("/api/v1/users", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (_, user) = app.get(&user_path("+94771234501")).await;
+    assert_eq!(
+        user["attributes"]["n"].to_string(),
+        "1180591620717411303424"
+    );
+    assert_eq!(user["attributes"]["x"].to_string(), "0.1");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn following_next_cursor_visits_every_user_once() {
     let app = spawn_app().await;
     let all: Vec<String> = (1..=5).map(|i| format!("+9477123450{i}")).collect();

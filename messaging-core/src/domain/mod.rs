@@ -59,7 +59,7 @@ pub use timezone::{TimeZone, TimeZoneError};
 pub use topic::{Topic, TopicError};
 pub use user::{
     AttributePatch, Attributes, Subscription, TopicSummary, UpsertOutcome, User, UserChanges,
-    UserUpsert,
+    UserUpsert, check_short_text,
 };
 
 /// A problem with one field of an input record.

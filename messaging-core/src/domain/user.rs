@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Consent, PhoneNumber, TimeZone, Topic};
+use super::{Consent, FieldError, PhoneNumber, TimeZone, Topic};
 
 /// Free-form user attributes (`{"city": "Colombo", "tier": "gold"}`).
 pub type Attributes = Map<String, Value>;
@@ -55,6 +55,39 @@ pub struct UserChanges {
     pub locale: Option<String>,
     /// Topics to subscribe the user to.
     pub topics: Vec<Topic>,
+}
+
+impl UserChanges {
+    /// Every problem of the text fields (name, WhatsApp id, locale), named by field; empty
+    /// when there is none. See [`check_short_text`].
+    pub fn problems(&self) -> Vec<FieldError> {
+        [
+            ("name", &self.name),
+            ("wa_id", &self.wa_id),
+            ("locale", &self.locale),
+        ]
+        .into_iter()
+        .filter_map(|(field, text)| check_short_text(field, text.as_deref()?).err())
+        .collect()
+    }
+}
+
+/// Checks a one-line text field of a user (a name, a WhatsApp id, a locale): control
+/// characters (NUL, tab, line breaks, escape…) are refused, since they only ever arrive by
+/// mistake (a UTF-16 file read as UTF-8, a copied terminal line) and would end up in messages.
+pub fn check_short_text(field: &str, text: &str) -> Result<(), FieldError> {
+    match text.chars().enumerate().find(|(_, c)| c.is_control()) {
+        None => Ok(()),
+        Some((position, c)) => Err(FieldError::new(
+            field,
+            format!(
+                "contains the control character U+{:04X} at character {}; {field} must be \
+                 plain text on one line",
+                u32::from(c),
+                position + 1
+            ),
+        )),
+    }
 }
 
 /// Attributes to merge into a user's, held as compact JSON object text: an import keeps tens of
@@ -155,6 +188,29 @@ pub struct TopicSummary {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn short_text_fields_refuse_control_characters() {
+        assert!(check_short_text("name", "Amaya Perera-Silva, Jr. 😀").is_ok());
+        let error = check_short_text("name", "Ann\u{0}ie").unwrap_err();
+        assert_eq!(error.field, "name");
+        assert!(
+            error.reason.contains("U+0000 at character 4"),
+            "{}",
+            error.reason
+        );
+        for text in ["a\tb", "a\nb", "\u{1b}[31m", "x\u{7f}", "\u{85}"] {
+            assert!(check_short_text("name", text).is_err(), "{text:?}");
+        }
+        let changes = UserChanges {
+            name: Some("A\u{0}".into()),
+            wa_id: Some("123".into()),
+            locale: Some("en\r".into()),
+            ..UserChanges::default()
+        };
+        let fields: Vec<String> = changes.problems().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["name", "locale"]);
+    }
 
     #[test]
     fn attribute_patches_drop_nulls_at_every_depth() {

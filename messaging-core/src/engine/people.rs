@@ -30,12 +30,17 @@ impl Engine {
         Ok(self.store.list_users(query, page).await?)
     }
 
-    /// Creates a user or merges `changes` into the stored one (attributes key by key).
+    /// Creates a user or merges `changes` into the stored one (attributes key by key). Text
+    /// fields with control characters are refused ([`UserChanges::problems`]).
     pub async fn save_user(
         &self,
         phone: PhoneNumber,
         changes: UserChanges,
     ) -> Result<(User, UpsertOutcome), EngineError> {
+        let problems = changes.problems();
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
         let upsert = UserUpsert {
             phone: phone.clone(),
             changes,
@@ -51,12 +56,17 @@ impl Engine {
     }
 
     /// Creates or replaces a user whole: fields not given are cleared, attributes replaced.
-    /// Subscriptions are kept (and `changes.topics` added).
+    /// Subscriptions are kept (and `changes.topics` added). Text fields are checked as by
+    /// [`save_user`](Self::save_user).
     pub async fn replace_user(
         &self,
         phone: PhoneNumber,
         changes: UserChanges,
     ) -> Result<(User, UpsertOutcome), EngineError> {
+        let problems = changes.problems();
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems));
+        }
         let upsert = UserUpsert {
             phone: phone.clone(),
             changes,

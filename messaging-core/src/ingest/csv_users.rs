@@ -3,16 +3,16 @@
 //! become attributes) are all handled.
 
 use std::cell::RefCell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufReader, Read};
 use std::rc::Rc;
 
 use csv::ByteRecord;
 
-use super::IngestError;
 use super::json_stream::skip_bom;
 use super::pipeline::Sink;
 use super::user_row::{UserField, UserRow};
+use super::{IngestError, MAX_FIELDS};
 use crate::domain::{FieldError, UserUpsert};
 
 /// Parses a users CSV into `sink`.
@@ -70,6 +70,14 @@ pub(crate) fn parse_users_csv<R: Read>(
 
 /// Reads the header into the meaning of each column, refusing headers that cannot be trusted.
 fn header_fields(record: &ByteRecord) -> Result<Vec<Option<UserField>>, IngestError> {
+    if record.len() > MAX_FIELDS {
+        return Err(IngestError::BadHeader {
+            reason: format!(
+                "line 1 has {} columns; a users file may have at most {MAX_FIELDS}",
+                record.len()
+            ),
+        });
+    }
     let headers: Vec<String> = record
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_owned())
@@ -77,13 +85,13 @@ fn header_fields(record: &ByteRecord) -> Result<Vec<Option<UserField>>, IngestEr
     let has_phone_column = headers
         .iter()
         .any(|h| matches!(h.to_ascii_lowercase().as_str(), "phone" | "phone_number"));
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::with_capacity(headers.len());
     for (index, header) in headers.iter().enumerate() {
         let key = header.to_lowercase();
         if key.is_empty() {
             continue;
         }
-        if let Some(first) = seen.iter().position(|h| *h == key) {
+        if let Some(first) = seen.insert(key, index) {
             return Err(IngestError::BadHeader {
                 reason: format!(
                     "column {header:?} appears twice (columns {} and {})",
@@ -92,7 +100,6 @@ fn header_fields(record: &ByteRecord) -> Result<Vec<Option<UserField>>, IngestEr
                 ),
             });
         }
-        seen.push(key);
     }
     // A column without a name (a trailing comma, say) is ignored; rows with a value in it
     // are reported.
@@ -263,6 +270,35 @@ mod tests {
     fn a_stray_quote_in_a_last_single_line_row_is_not_mistaken_for_one() {
         let report = ingest(Kind::Csv, b"phone,name\n+14155552671,Jo\"hn\n".to_vec()).unwrap();
         assert_eq!(report.inserted, 1);
+    }
+
+    #[test]
+    fn a_header_with_too_many_columns_stops_the_import_before_any_row() {
+        let header: Vec<String> = (0..=crate::ingest::MAX_FIELDS)
+            .map(|i| format!("c{i}"))
+            .collect();
+        let csv = format!("phone,{}\n+14155552671\n", header.join(","));
+        let error = ingest(Kind::Csv, csv.into_bytes()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("line 1 has 1002 columns; a users file may have at most 1000"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_column_is_found_however_far_apart() {
+        let mut header: Vec<String> = (0..998).map(|i| format!("c{i}")).collect();
+        header.push("C3".into());
+        let csv = format!("phone,{}\n", header.join(","));
+        let error = ingest(Kind::Csv, csv.into_bytes()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("appears twice (columns 5 and 1000)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -49,12 +49,26 @@ pub(crate) fn for_each_object<R: Read>(
     Ok(())
 }
 
-/// Skips a UTF-8 byte order mark, which spreadsheet programs like to write.
-pub(crate) fn skip_bom<R: BufRead>(reader: &mut R) -> std::io::Result<()> {
-    if reader.fill_buf()?.starts_with(&[0xEF, 0xBB, 0xBF]) {
+/// Skips a UTF-8 byte order mark, which spreadsheet programs like to write, and refuses
+/// UTF-16 text ("Unicode text" in some of them), which would otherwise read as garbage.
+pub(crate) fn skip_bom<R: BufRead>(reader: &mut R) -> Result<(), IngestError> {
+    let start = reader.fill_buf()?;
+    if start.starts_with(&[0xEF, 0xBB, 0xBF]) {
         reader.consume(3);
+    } else if looks_like_utf16(start) {
+        return Err(IngestError::Utf16);
     }
     Ok(())
+}
+
+/// A UTF-16 byte order mark, or text whose first character has a NUL byte beside a non-NUL
+/// one, as every ASCII character of UTF-16 has (no UTF-8 text starts with a NUL).
+fn looks_like_utf16(start: &[u8]) -> bool {
+    match start {
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => true,
+        [a, b, ..] => (*a == 0) != (*b == 0),
+        _ => false,
+    }
 }
 
 fn to_object(text: &[u8]) -> JsonRecord {
@@ -228,6 +242,24 @@ mod tests {
             true
         })?;
         Ok(out)
+    }
+
+    #[test]
+    fn utf16_is_refused_with_what_to_do() {
+        let text = "[{\"phone\": \"+14155552671\"}]";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for input in [
+            [&[0xFF, 0xFE][..], &le].concat(),
+            [&[0xFE, 0xFF][..], &be].concat(),
+            le,
+            be,
+        ] {
+            let error = for_each_object(&input[..], |_, _| true).unwrap_err();
+            assert!(matches!(error, IngestError::Utf16), "{error}");
+            assert!(error.to_string().contains("save the file as UTF-8"));
+        }
+        assert!(collect("\u{feff}{\"a\": 1}").is_ok());
     }
 
     #[test]

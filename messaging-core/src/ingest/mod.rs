@@ -29,6 +29,10 @@ pub(crate) use pipeline::{Outcome, run};
 /// of a million bad rows cannot exhaust memory.
 pub const MAX_LISTED_ERRORS: usize = 10_000;
 
+/// The most fields one user may have in a file: columns of a CSV header, keys of a JSON
+/// object. Far more than any real file has, it keeps the work per row bounded.
+pub const MAX_FIELDS: usize = 1_000;
+
 /// Rows per write transaction.
 pub(crate) const BATCH_SIZE: usize = 50_000;
 
@@ -109,6 +113,10 @@ pub enum IngestError {
     /// The input holds nothing at all.
     #[error("the input is empty")]
     Empty,
+    /// The input is UTF-16 text (a byte order mark, or the NUL bytes of UTF-16 in its first
+    /// characters).
+    #[error("the file is UTF-16 text; UTF-16 is not supported, save the file as UTF-8")]
+    Utf16,
     /// A CSV header without a phone column.
     #[error(
         "the CSV header has no phone column (expected one named phone, phone_number or id); found: {found}"

@@ -9,7 +9,7 @@ use super::pipeline::Sink;
 
 use crate::domain::{
     AttributePatch, Attributes, Consent, FieldError, PhoneNumber, TimeZone, Topic, UserChanges,
-    UserUpsert, json_kind,
+    UserUpsert, check_short_text, json_kind,
 };
 
 /// What a column or key of an input row means.
@@ -138,9 +138,17 @@ impl UserRow {
                 Ok(phone) => self.phone = Some(phone),
                 Err(e) => self.error(field, format!("{e} (got {text:?})")),
             },
-            UserField::Name => self.changes.name = Some(text.to_owned()),
-            UserField::WaId => self.changes.wa_id = Some(text.to_owned()),
-            UserField::Locale => self.changes.locale = Some(text.to_owned()),
+            UserField::Name | UserField::WaId | UserField::Locale => {
+                if let Err(problem) = check_short_text(field.label(), text) {
+                    return self.errors.push(problem);
+                }
+                let slot = match field {
+                    UserField::Name => &mut self.changes.name,
+                    UserField::WaId => &mut self.changes.wa_id,
+                    _ => &mut self.changes.locale,
+                };
+                *slot = Some(text.to_owned());
+            }
             UserField::Consent => match Consent::parse(text) {
                 Ok(consent) => self.changes.consent_state = Some(consent),
                 Err(e) => self.error(field, e.to_string()),
@@ -297,6 +305,18 @@ mod tests {
         let errors = row.finish().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["phone", "consent_state", "attributes"]);
+    }
+
+    #[test]
+    fn control_characters_in_names_make_the_row_invalid() {
+        let mut row = UserRow::default();
+        row.set_text(&UserField::Phone, "+94771234567");
+        row.set_text(&UserField::Name, "Ann\u{0}");
+        row.set_json(&UserField::Locale, json!("en\u{1b}"));
+        let errors = row.finish().unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["name", "locale"]);
+        assert!(errors[0].reason.contains("control character U+0000"));
     }
 
     #[test]

@@ -14,9 +14,15 @@
 //!   `{"attribute": "city", "op": "eq", "value": "Colombo"}`,
 //!   `{"field": "locale", "op": "starts_with", "value": "en"}`, `{"topic": "DANCE"}`,
 //!   `{"consent": "OPT_OUT"}`, `{"event": "cart_abandoned", "min_count": 2, "within_days": 7}`.
+//!
+//! A definition's size is bounded when it is parsed ([`MAX_DEPTH`], [`MAX_GROUP_CONDITIONS`],
+//! [`MAX_CONDITIONS`], [`MAX_IN_VALUES`]), so every rule that parses is one every store can
+//! evaluate.
 
 mod parse;
 pub mod sql;
+
+pub use parse::{MAX_CONDITIONS, MAX_DEPTH, MAX_GROUP_CONDITIONS, MAX_IN_VALUES};
 #[cfg(test)]
 mod tests;
 
@@ -130,13 +136,33 @@ pub struct SegmentError {
 }
 
 impl SegmentRule {
-    /// Parses a definition in either form.
+    /// Parses a definition in either form, refusing one over the size limits.
     pub fn parse(definition: &Value) -> Result<Self, SegmentError> {
-        let root = parse::parse_node(definition, "")?;
+        let root = parse::parse_node(definition, "", true)?;
         Ok(Self {
             source: definition.clone(),
             root,
         })
+    }
+
+    /// Parses a definition a store kept, written before the size limits were: only its
+    /// nesting is bounded, so a segment saved then can still be read (and edited), and it
+    /// evaluates wherever the database allows its size.
+    pub fn parse_stored(definition: &Value) -> Result<Self, SegmentError> {
+        let root = parse::parse_node(definition, "", false)?;
+        Ok(Self {
+            source: definition.clone(),
+            root,
+        })
+    }
+
+    /// [`parse_stored`](Self::parse_stored) from JSON text.
+    pub fn from_stored_json(text: &str) -> Result<Self, SegmentError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| SegmentError {
+            path: "/".into(),
+            message: format!("not valid JSON ({e})"),
+        })?;
+        Self::parse_stored(&value)
     }
 
     /// A rule every user matches (`{}`).

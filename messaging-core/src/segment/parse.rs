@@ -8,6 +8,10 @@
 //!
 //! Every error carries a JSON pointer (RFC 6901) to the offending node or key, so an operator
 //! can find the mistake in a large definition.
+//!
+//! A definition's size is bounded here, not in a store adapter, so that every accepted rule
+//! compiles to SQL any supported database evaluates: see [`MAX_DEPTH`],
+//! [`MAX_GROUP_CONDITIONS`], [`MAX_CONDITIONS`] and [`MAX_IN_VALUES`].
 
 use serde_json::{Map, Value};
 
@@ -16,7 +20,20 @@ use crate::domain::{Consent, Topic, json_kind};
 
 /// How deeply `all`/`any`/`not` may nest. Real audiences need a handful of levels; the cap keeps
 /// a hostile definition from exhausting the stack.
-pub(super) const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 32;
+
+/// The most conditions one `all` or `any` may list. Many values of one attribute belong in a
+/// single `in`, which takes far more.
+pub const MAX_GROUP_CONDITIONS: usize = 500;
+
+/// The most nodes (groups, `not`s and conditions together) one definition may hold. With at
+/// most a few parameters per condition, every accepted rule stays far below the bound
+/// parameters and expression depth databases allow (SQLite: 32,766 and 1,000).
+pub const MAX_CONDITIONS: usize = 1_000;
+
+/// The most values all the `in` lists of one definition may hold together. Each `in` is one
+/// bound parameter whatever its length, so this bounds memory, not the SQL.
+pub const MAX_IN_VALUES: usize = 100_000;
 
 const OPERATORS: &str = "eq, ne, gt, gte, lt, lte, in, contains, starts_with, exists";
 const OPERATOR_NAMES: [(&str, Comparison); 10] = [
@@ -35,12 +52,62 @@ const FIELDS: &str = "phone, name, wa_id, timezone, locale";
 const NODE_KEYS: &str = "all, any, not, attribute, field, topic, consent, event, or shorthand \
      conditions (attributes.<key>, consent_state, phone, name, wa_id, timezone, locale)";
 
-/// Parses the node at JSON pointer `path` (`""` is the whole definition).
-pub(super) fn parse_node(value: &Value, path: &str) -> Result<RuleNode, SegmentError> {
-    node(value, path, 0)
+/// Parses the node at JSON pointer `path` (`""` is the whole definition). `sized` applies the
+/// size limits; the nesting limit always holds.
+pub(super) fn parse_node(value: &Value, path: &str, sized: bool) -> Result<RuleNode, SegmentError> {
+    let mut budget = Budget {
+        sized,
+        conditions: 0,
+        in_values: 0,
+    };
+    node(value, path, 0, &mut budget)
 }
 
-fn node(value: &Value, path: &str, depth: usize) -> Result<RuleNode, SegmentError> {
+/// What a definition has used of its limits so far.
+struct Budget {
+    sized: bool,
+    conditions: usize,
+    in_values: usize,
+}
+
+impl Budget {
+    /// Counts one more node, at `path`.
+    fn node(&mut self, path: &str) -> Result<(), SegmentError> {
+        self.conditions += 1;
+        if self.sized && self.conditions > MAX_CONDITIONS {
+            return Err(error(
+                path,
+                format!(
+                    "a definition holds at most {MAX_CONDITIONS} conditions (groups, \"not\"s \
+                     and comparisons together); this one has more"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts the values of an `in` list, at `path`.
+    fn in_values(&mut self, count: usize, path: &str) -> Result<(), SegmentError> {
+        self.in_values += count;
+        if self.sized && self.in_values > MAX_IN_VALUES {
+            return Err(error(
+                path,
+                format!(
+                    "the \"in\" lists of a definition hold at most {MAX_IN_VALUES} values \
+                     together; this one has more"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn node(
+    value: &Value,
+    path: &str,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<RuleNode, SegmentError> {
     if depth > MAX_DEPTH {
         return Err(error(
             path,
@@ -63,10 +130,21 @@ fn node(value: &Value, path: &str, depth: usize) -> Result<RuleNode, SegmentErro
                     format!("\"{group}\" must be an array of rules"),
                 ));
             };
+            if budget.sized && children.len() > MAX_GROUP_CONDITIONS {
+                return Err(error(
+                    &children_path,
+                    format!(
+                        "at most {MAX_GROUP_CONDITIONS} conditions in one \"{group}\", found {}; \
+                         match many values of one attribute with a single \"in\"",
+                        children.len()
+                    ),
+                ));
+            }
+            budget.node(path)?;
             let nodes = children
                 .iter()
                 .enumerate()
-                .map(|(i, c)| node(c, &child(&children_path, &i.to_string()), depth + 1))
+                .map(|(i, c)| node(c, &child(&children_path, &i.to_string()), depth + 1, budget))
                 .collect::<Result<Vec<_>, _>>()?;
             return Ok(if group == "all" {
                 RuleNode::All(nodes)
@@ -77,24 +155,30 @@ fn node(value: &Value, path: &str, depth: usize) -> Result<RuleNode, SegmentErro
     }
     if let Some(inner) = object.get("not") {
         only_keys(object, path, &["not"], "a \"not\" rule")?;
-        let inner = node(inner, &child(path, "not"), depth + 1)?;
+        budget.node(path)?;
+        let inner = node(inner, &child(path, "not"), depth + 1, budget)?;
         return Ok(RuleNode::Not(Box::new(inner)));
     }
     if object.contains_key("attribute") {
-        return attribute_condition(object, path);
+        return attribute_condition(object, path, budget);
     }
     if object.contains_key("field") {
-        return field_condition(object, path);
+        return field_condition(object, path, budget);
     }
     if object.contains_key("event") {
+        budget.node(path)?;
         return event_condition(object, path);
     }
-    shorthand(object, path)
+    shorthand(object, path, budget)
 }
 
 /// `{"attribute": "address.city", "op": "eq", "value": "Colombo"}`; the key path may also be
 /// an array of keys, for keys that contain dots.
-fn attribute_condition(object: &Map<String, Value>, path: &str) -> Result<RuleNode, SegmentError> {
+fn attribute_condition(
+    object: &Map<String, Value>,
+    path: &str,
+    budget: &mut Budget,
+) -> Result<RuleNode, SegmentError> {
     only_keys(
         object,
         path,
@@ -131,6 +215,7 @@ fn attribute_condition(object: &Map<String, Value>, path: &str) -> Result<RuleNo
         object.get("value"),
         path,
         &child(path, "value"),
+        budget,
         |op, value| RuleNode::Attribute {
             path: keys.clone(),
             op,
@@ -140,15 +225,26 @@ fn attribute_condition(object: &Map<String, Value>, path: &str) -> Result<RuleNo
 }
 
 /// `{"field": "locale", "op": "starts_with", "value": "en"}`.
-fn field_condition(object: &Map<String, Value>, path: &str) -> Result<RuleNode, SegmentError> {
+fn field_condition(
+    object: &Map<String, Value>,
+    path: &str,
+    budget: &mut Budget,
+) -> Result<RuleNode, SegmentError> {
     only_keys(object, path, &["field", "op", "value"], "a field condition")?;
     let field_path = child(path, "field");
     let field = match &object["field"] {
         Value::String(name) => user_field(name).ok_or_else(|| {
             let hint = match name.as_str() {
-                "consent" | "consent_state" => "; use {\"consent\": \"OPT_IN\"} for consent",
-                "topic" => "; use {\"topic\": \"...\"} for subscriptions",
-                _ => "; use \"attribute\" for custom attributes",
+                "consent" | "consent_state" => {
+                    "; use {\"consent\": \"OPT_IN\"} for consent".to_owned()
+                }
+                "topic" => "; use {\"topic\": \"...\"} for subscriptions".to_owned(),
+                _ => match name.strip_prefix("attributes.") {
+                    Some(key) => {
+                        format!("; for an attribute write {{\"attribute\": \"{key}\", …}}")
+                    }
+                    None => "; use \"attribute\" for custom attributes".to_owned(),
+                },
             };
             error(
                 &field_path,
@@ -168,9 +264,14 @@ fn field_condition(object: &Map<String, Value>, path: &str) -> Result<RuleNode, 
     let op = operator_field(object, path)?;
     let value_path = child(path, "value");
     text_only(op, object.get("value"), &value_path)?;
-    comparison(op, object.get("value"), path, &value_path, |op, value| {
-        RuleNode::Field { field, op, value }
-    })
+    comparison(
+        op,
+        object.get("value"),
+        path,
+        &value_path,
+        budget,
+        |op, value| RuleNode::Field { field, op, value },
+    )
 }
 
 /// `{"event": "cart_abandoned", "min_count": 2, "within_days": 7}`.
@@ -203,13 +304,25 @@ fn event_condition(object: &Map<String, Value>, path: &str) -> Result<RuleNode, 
 }
 
 /// The prototype's shorthand: every key is a condition and all of them must hold.
-fn shorthand(object: &Map<String, Value>, path: &str) -> Result<RuleNode, SegmentError> {
+fn shorthand(
+    object: &Map<String, Value>,
+    path: &str,
+    budget: &mut Budget,
+) -> Result<RuleNode, SegmentError> {
+    if object.len() != 1 {
+        // The conditions are grouped under one `all`.
+        budget.node(path)?;
+    }
     let mut conditions = Vec::new();
     for (key, value) in object {
         let key_path = child(path, key);
         match key.as_str() {
-            "topic" => conditions.push(RuleNode::Topic(topic(value, &key_path)?)),
+            "topic" => {
+                budget.node(&key_path)?;
+                conditions.push(RuleNode::Topic(topic(value, &key_path)?));
+            }
             "consent" | "consent_state" => {
+                budget.node(&key_path)?;
                 conditions.push(RuleNode::Consent(consent(value, &key_path)?));
             }
             _ => {
@@ -220,6 +333,7 @@ fn shorthand(object: &Map<String, Value>, path: &str) -> Result<RuleNode, Segmen
                         &key_path,
                         false,
                         &mut conditions,
+                        budget,
                         |op, value| RuleNode::Attribute {
                             path: keys.clone(),
                             op,
@@ -228,7 +342,7 @@ fn shorthand(object: &Map<String, Value>, path: &str) -> Result<RuleNode, Segmen
                     )?;
                 } else if let Some(field) = user_field(key) {
                     let make = |op, value| RuleNode::Field { field, op, value };
-                    shorthand_comparisons(value, &key_path, true, &mut conditions, make)?;
+                    shorthand_comparisons(value, &key_path, true, &mut conditions, budget, make)?;
                 } else {
                     let hint = if key == "attributes" {
                         "; write attribute conditions as \"attributes.<key>\"".to_owned()
@@ -253,6 +367,7 @@ fn shorthand_comparisons(
     path: &str,
     text: bool,
     conditions: &mut Vec<RuleNode>,
+    budget: &mut Budget,
     make: impl Fn(Comparison, Value) -> RuleNode,
 ) -> Result<(), SegmentError> {
     match value {
@@ -267,7 +382,8 @@ fn shorthand_comparisons(
                 if text {
                     text_only(op, Some(operand), &op_path)?;
                 }
-                conditions.push(comparison(op, Some(operand), path, &op_path, &make)?);
+                let condition = comparison(op, Some(operand), path, &op_path, budget, &make)?;
+                conditions.push(condition);
             }
             Ok(())
         }
@@ -283,6 +399,7 @@ fn shorthand_comparisons(
             if text {
                 text_only(Comparison::Eq, Some(scalar), path)?;
             }
+            budget.node(path)?;
             conditions.push(make(Comparison::Eq, scalar.clone()));
             Ok(())
         }
@@ -295,9 +412,11 @@ fn comparison(
     operand: Option<&Value>,
     node_path: &str,
     value_path: &str,
+    budget: &mut Budget,
     make: impl Fn(Comparison, Value) -> RuleNode,
 ) -> Result<RuleNode, SegmentError> {
     use Comparison::*;
+    budget.node(node_path)?;
     let name = operator_name(op);
     let Some(operand) = operand else {
         return match op {
@@ -331,6 +450,7 @@ fn comparison(
         (Gt | Gte | Lt | Lte, Value::String(_) | Value::Number(_)) => Ok(make(op, operand.clone())),
         (Gt | Gte | Lt | Lte, _) => bad("a number or string"),
         (In, Value::Array(items)) if !items.is_empty() => {
+            budget.in_values(items.len(), value_path)?;
             for (i, item) in items.iter().enumerate() {
                 if !matches!(item, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
                     return Err(error(

@@ -15,6 +15,10 @@
 //!   `contains` are case-sensitive and treat `%` and `_` literally.
 //! - Event history counts the user's events by [`event_name_key`], at or after
 //!   `now − within_days`.
+//! - An `in` list is one parameter (the list as JSON text) whatever its length, and groups
+//!   are written as balanced trees of `AND`/`OR`, so the SQL's parameter count and expression
+//!   depth grow with the number of conditions only (and its depth only with their logarithm),
+//!   never past what the parser's limits allow.
 //! - Nodes that [`SegmentRule::parse`](super::SegmentRule::parse) would refuse (say `gt` with
 //!   an array) compile to comparisons that never hold, never to an error or a panic.
 
@@ -104,6 +108,11 @@ pub trait SqlDialect {
         element: &str,
     ) -> String;
 
+    /// True when the SQL value `value` (as written by [`attribute_value`](Self::attribute_value)
+    /// for `kind`, or a text column) equals one of the elements of type `kind` of the JSON
+    /// array in parameter `list` (a placeholder already bound, holding the array as text).
+    fn value_in_list(&self, value: &str, kind: ScalarKind, list: &str) -> String;
+
     /// True when the text expression `text` contains `needle` (a placeholder), literally.
     fn text_contains(&self, text: &str, needle: &str) -> String;
 
@@ -190,6 +199,15 @@ impl SqlDialect for Sqlite {
         )
     }
 
+    fn value_in_list(&self, value: &str, kind: ScalarKind, list: &str) -> String {
+        // An uncorrelated subquery: SQLite reads the list once per statement, not per user.
+        let types = sqlite_types(kind);
+        format!(
+            "{value} IN (SELECT item.value FROM json_each({list}) AS item \
+             WHERE item.type IN ({types}))"
+        )
+    }
+
     fn text_contains(&self, text: &str, needle: &str) -> String {
         format!("instr({text}, {needle}) > 0")
     }
@@ -269,8 +287,12 @@ fn group(
         [] => empty.to_owned(),
         [only] => node(b, only, now),
         _ => {
-            let parts: Vec<String> = children.iter().map(|c| node(b, c, now)).collect();
-            format!("({})", parts.join(joiner))
+            // Halves, not a chain: `a OR b OR c …` nests one level per condition in the
+            // database's parser, a balanced tree only one per doubling.
+            let (left, right) = children.split_at(children.len() / 2);
+            let left = group(b, left, joiner, empty, now);
+            let right = group(b, right, joiner, empty, now);
+            format!("({left}{joiner}{right})")
         }
     }
 }
@@ -315,16 +337,16 @@ fn operand(value: &Value) -> Option<(ScalarKind, SqlParam)> {
     })
 }
 
-/// `IN` operands grouped by kind, so each group compares against one JSON type.
-fn operands_by_kind(value: &Value) -> Vec<(ScalarKind, Vec<SqlParam>)> {
-    let mut groups: Vec<(ScalarKind, Vec<SqlParam>)> = Vec::new();
-    for (kind, param) in value.as_array().into_iter().flatten().filter_map(operand) {
-        match groups.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, params)) => params.push(param),
-            None => groups.push((kind, vec![param])),
+/// The kinds of the values of an `in` list, in order of first appearance, so that each is
+/// compared against attributes of its own JSON type.
+fn kinds_in_list(value: &Value) -> Vec<ScalarKind> {
+    let mut kinds = Vec::new();
+    for (kind, _) in value.as_array().into_iter().flatten().filter_map(operand) {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
         }
     }
-    groups
+    kinds
 }
 
 fn leaf(condition: String) -> String {
@@ -358,16 +380,16 @@ fn attribute(b: &mut Bindings<'_>, path: &[String], op: Comparison, value: &Valu
             leaf(format!("{current} {} {p}", symbol(op)))
         }
         Comparison::In => {
-            let groups = operands_by_kind(value);
-            if groups.is_empty() {
+            let kinds = kinds_in_list(value);
+            if kinds.is_empty() {
                 return NEVER.to_owned();
             }
-            let parts: Vec<String> = groups
+            let list = b.bind(SqlParam::Text(value.to_string()));
+            let parts: Vec<String> = kinds
                 .into_iter()
-                .map(|(kind, params)| {
+                .map(|kind| {
                     let current = dialect.attribute_value(b, path, kind);
-                    let list: Vec<String> = params.into_iter().map(|p| b.bind(p)).collect();
-                    leaf(format!("{current} IN ({})", list.join(", ")))
+                    leaf(dialect.value_in_list(&current, kind, &list))
                 })
                 .collect();
             format!("({})", parts.join(" OR "))
@@ -416,17 +438,11 @@ fn user_field(b: &mut Bindings<'_>, field: UserField, op: Comparison, value: &Va
         Comparison::Exists => format!("(COALESCE({col}, '') <> '')"),
         Comparison::Ne => format!("(NOT {})", user_field(b, field, Comparison::Eq, value)),
         Comparison::In => {
-            let list: Vec<String> = value
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(text)
-                .map(|p| b.bind(p))
-                .collect();
-            if list.is_empty() {
+            if !kinds_in_list(value).contains(&ScalarKind::Text) {
                 return NEVER.to_owned();
             }
-            leaf(format!("{col} IN ({})", list.join(", ")))
+            let list = b.bind(SqlParam::Text(value.to_string()));
+            leaf(b.dialect.value_in_list(col, ScalarKind::Text, &list))
         }
         _ => {
             let Some(param) = text(value) else {

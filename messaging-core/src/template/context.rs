@@ -231,38 +231,41 @@ impl Object for JsonObject {
     }
 }
 
-/// A JSON value (not null) as a template value; nested objects lose their null members.
+/// A JSON value as a template value; objects lose their null members (at any depth), arrays
+/// keep theirs, since positions mean something.
+///
+/// Written out rather than through minijinja's serde conversion: numbers are kept exactly as
+/// written (serde_json's `arbitrary_precision`), which that conversion would see as a map.
 fn to_template_value(value: &Value) -> minijinja::Value {
     match value {
+        Value::Null => minijinja::Value::from(()),
         Value::String(text) => minijinja::Value::from(text.as_str()),
         Value::Bool(flag) => minijinja::Value::from(*flag),
-        // The same integer or float types the serde conversion gives.
-        Value::Number(number) => match (number.as_u64(), number.as_i64(), number.as_f64()) {
-            (Some(unsigned), _, _) => minijinja::Value::from(unsigned),
-            (None, Some(signed), _) => minijinja::Value::from(signed),
-            (None, None, Some(float)) => minijinja::Value::from(float),
-            (None, None, None) => minijinja::Value::from_serialize(number),
-        },
-        nested => minijinja::Value::from_serialize(strip_nested_nulls(nested)),
+        Value::Number(number) => number_value(number),
+        Value::Array(items) => {
+            minijinja::Value::from(items.iter().map(to_template_value).collect::<Vec<_>>())
+        }
+        Value::Object(object) => object
+            .iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, value)| (key.as_str(), to_template_value(value)))
+            .collect(),
     }
 }
 
-/// A copy of `object` without null members, at any depth.
-fn without_nulls(object: &Map<String, Value>) -> Map<String, Value> {
-    object
-        .iter()
-        .filter(|(_, value)| !value.is_null())
-        .map(|(key, value)| (key.clone(), strip_nested_nulls(value)))
-        .collect()
-}
-
-fn strip_nested_nulls(value: &Value) -> Value {
-    match value {
-        Value::Object(object) => Value::Object(without_nulls(object)),
-        // Array positions mean something, so nulls stay in lists; objects inside are cleaned.
-        Value::Array(items) => Value::Array(items.iter().map(strip_nested_nulls).collect()),
-        other => other.clone(),
+/// A number as the integer it is when it is one (up to 128 bits, so a 22-digit id prints
+/// whole), else as a float.
+fn number_value(number: &serde_json::Number) -> minijinja::Value {
+    if let Some(unsigned) = number.as_u64() {
+        return minijinja::Value::from(unsigned);
     }
+    if let Some(signed) = number.as_i64() {
+        return minijinja::Value::from(signed);
+    }
+    if let Ok(wide) = number.to_string().parse::<i128>() {
+        return minijinja::Value::from(wide);
+    }
+    minijinja::Value::from(number.as_f64().unwrap_or(f64::NAN))
 }
 
 /// Test fixtures shared by the template module's tests.

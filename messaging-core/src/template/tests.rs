@@ -77,6 +77,25 @@ fn nested_attributes_and_numbers_render() {
 }
 
 #[test]
+fn numbers_render_as_written_at_any_depth() {
+    let attributes: Map<String, serde_json::Value> = serde_json::from_str(
+        r#"{"id": 1180591620717411303424, "address": {"zip": 10115, "lat": 6.9271,
+            "codes": [7, 1180591620717411303424, null]}}"#,
+    )
+    .unwrap();
+    let ctx = RenderContext::from_attributes(None, attributes);
+    let body = render(
+        "{{ attributes.id }} {{ attributes.address.zip + 1 }} {{ attributes.address.lat }} \
+         {{ attributes.address.codes[1] }} {{ attributes.address.codes | length }}",
+        &ctx,
+    );
+    assert_eq!(
+        body.unwrap(),
+        "1180591620717411303424 10116 6.9271 1180591620717411303424 3"
+    );
+}
+
+#[test]
 fn missing_placeholder_is_named() {
     let ctx = RenderContext::for_user(&user(Some("Ana"), json!({"tier": "gold"})));
     assert_eq!(

@@ -177,8 +177,8 @@ pub struct SegmentBody {
     /// A name for operators.
     pub name: String,
     /// The definition (see the data formats: shorthand `{"attributes.city": "Colombo"}` or
-    /// the full form with `all`/`any`/`not`, `field`/`op`/`value`, `topic`, `consent`,
-    /// `event`).
+    /// the full form with `all`/`any`/`not`, `attribute`/`op`/`value` for attributes,
+    /// `field`/`op`/`value` for the user's own fields, `topic`, `consent`, `event`).
     pub rule: Value,
     /// When it was created.
     pub created_at: Timestamp,
@@ -214,8 +214,8 @@ impl Example for SegmentInput {
         SegmentInput {
             name: "Colombo VIPs".into(),
             rule: json!({ "all": [
-                { "field": "attributes.city", "op": "eq", "value": "Colombo" },
-                { "field": "attributes.vip", "op": "eq", "value": true },
+                { "attribute": "city", "op": "eq", "value": "Colombo" },
+                { "attribute": "vip", "op": "eq", "value": true },
             ]}),
         }
     }

@@ -415,3 +415,13 @@ fn a_rule_serialises_back_to_the_definition_it_was_given() {
     let rule = SegmentRule::parse(&definition).unwrap();
     assert_eq!(serde_json::to_value(&rule).unwrap(), definition);
 }
+
+#[test]
+fn an_attribute_written_as_a_field_is_refused_with_the_form_to_use() {
+    let error = refuse(json!({"field": "attributes.city", "op": "eq", "value": "Colombo"}));
+    assert_eq!(error.path, "/field");
+    assert!(
+        error.message.contains(r#"write {"attribute": "city", …}"#),
+        "{error}"
+    );
+}

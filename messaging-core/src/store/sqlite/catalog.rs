@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
 
 use super::connection::db_error;
-use super::users::{USER_COLUMNS, into_page, like_pattern, page_clause, query_page, query_users};
+use super::users::{
+    USER_COLUMNS, into_page, page_clause, query_page, query_users, search_text, text_search,
+};
 use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
 use crate::domain::{Segment, SegmentId, Template, TemplateId, User};
 use crate::segment::SegmentRule;
@@ -52,7 +54,7 @@ fn segment_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Segment, StoreErro
         Ok(Segment {
             id: id.parse().map_err(corrupt)?,
             name,
-            rule: serde_json::from_str(&rule).map_err(corrupt)?,
+            rule: SegmentRule::from_stored_json(&rule).map_err(corrupt)?,
             created_at: from_millis(created_at),
             updated_at: from_millis(updated_at),
         })
@@ -83,12 +85,11 @@ pub(super) fn list_by_id<T>(
         params.push(SqlValue::Text(cursor.clone()));
     }
     if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = like_pattern(q);
         let any: Vec<String> = search_columns
             .iter()
             .map(|column| {
-                params.push(SqlValue::Text(pattern.clone()));
-                format!("{column} LIKE ? ESCAPE '\\'")
+                params.push(search_text(q));
+                text_search(column)
             })
             .collect();
         conditions.push(format!("({})", any.join(" OR ")));

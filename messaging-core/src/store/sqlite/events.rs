@@ -11,6 +11,7 @@ use super::{SqliteStore, corrupt, from_millis, millis, query_one, to_json_text};
 use crate::domain::{
     Campaign, CampaignId, CampaignStatus, EventId, PhoneNumber, RunId, TriggerEvent,
 };
+use crate::segment::SegmentRule;
 use crate::segment::sql::event_name_key;
 use crate::store::{EventStore, Page, PageRequest, RecordOutcome, RecordedEvent, StoreError};
 
@@ -57,7 +58,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Result<TriggerEvent, StoreE
                 .transpose()
                 .map_err(corrupt)?,
             segment_rule: rule
-                .map(|r| serde_json::from_str(&r))
+                .map(|r| SegmentRule::from_stored_json(&r))
                 .transpose()
                 .map_err(corrupt)?,
             data: serde_json::from_str(&data).map_err(corrupt)?,

@@ -254,13 +254,17 @@ pub(super) fn page_clause(page: &PageRequest, params: &mut Vec<SqlValue>) -> Str
     }
 }
 
-/// `%text%` for LIKE, with LIKE's own wildcards escaped (use with `ESCAPE '\'`).
-pub(super) fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+/// A condition that `column` contains the text bound to the next `?`, ignoring the case of
+/// ASCII letters (as LIKE does), with [`search_text`] bound to it. Not LIKE itself: SQLite
+/// ends a LIKE pattern at a NUL character, so `%\0%` would match every row, and `%` and `_`
+/// would need escaping; `instr` compares every character literally.
+pub(super) fn text_search(column: &str) -> String {
+    format!("instr(lower({column}), ?) > 0")
+}
+
+/// The parameter of a [`text_search`] condition.
+pub(super) fn search_text(q: &str) -> SqlValue {
+    SqlValue::Text(q.to_ascii_lowercase())
 }
 
 #[async_trait]
@@ -318,29 +322,30 @@ impl UserStore for SqliteStore {
         let page = page.clone();
         self.db
             .read(move |conn| {
-                let mut conditions = Vec::new();
+                let mut conditions: Vec<String> = Vec::new();
                 let mut params = Vec::new();
                 if let Some(cursor) = &page.cursor {
-                    conditions.push("u.phone > ?");
+                    conditions.push("u.phone > ?".into());
                     params.push(SqlValue::Text(cursor.clone()));
                 }
                 if let Some(consent) = query.consent {
-                    conditions.push("u.consent_state = ?");
+                    conditions.push("u.consent_state = ?".into());
                     params.push(SqlValue::Text(consent.as_str().into()));
                 }
                 if let Some(topic) = &query.topic {
                     conditions.push(
-                        "EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.topic = ?)",
+                        "EXISTS (SELECT 1 FROM subscriptions s WHERE s.phone = u.phone AND s.topic = ?)"
+                            .into(),
                     );
                     params.push(SqlValue::Text(topic.as_str().into()));
                 }
                 if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-                    conditions.push(
-                        "(u.phone LIKE ? ESCAPE '\\' OR u.name LIKE ? ESCAPE '\\' \
-                         OR json(u.attributes) LIKE ? ESCAPE '\\')",
-                    );
-                    let pattern = like_pattern(q);
-                    params.extend((0..3).map(|_| SqlValue::Text(pattern.clone())));
+                    let any: Vec<String> = ["u.phone", "u.name", "json(u.attributes)"]
+                        .iter()
+                        .map(|column| text_search(column))
+                        .collect();
+                    conditions.push(format!("({})", any.join(" OR ")));
+                    params.extend((0..any.len()).map(|_| search_text(q)));
                 }
                 let mut sql = format!("SELECT {USER_COLUMNS} FROM users u");
                 if !conditions.is_empty() {

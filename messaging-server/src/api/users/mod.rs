@@ -128,10 +128,7 @@ impl Fields {
                 .map_err(|e| invalid.push(FieldError::new("timezone", e.to_string())))
                 .ok()
         });
-        if !invalid.is_empty() {
-            return Err(EngineError::Invalid(invalid).into());
-        }
-        Ok(UserChanges {
+        let changes = UserChanges {
             name: self.name,
             wa_id: self.wa_id,
             consent_state,
@@ -144,7 +141,12 @@ impl Fields {
             timezone,
             locale: self.locale,
             topics: Vec::new(),
-        })
+        };
+        invalid.extend(changes.problems());
+        if !invalid.is_empty() {
+            return Err(EngineError::Invalid(invalid).into());
+        }
+        Ok(changes)
     }
 }
 
