@@ -93,5 +93,22 @@ ceiling=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://1
 summary "ceiling: GET /healthz" "$ceiling"
 webhooks=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$dir/replay.lua" "http://127.0.0.1:$port/twilio/status")
 summary "POST /twilio/status (signed, durable)" "$webhooks"
+
+# The same while a 1,000,000-row import streams into the same database: webhooks must not
+# wait behind the import's writes (it writes in small bulk transactions that let them first).
+python3 - "$dir/users.csv" <<'PY'
+import sys
+with open(sys.argv[1], "w") as out:
+    out.write("phone,name,city\n")
+    for i in range(1_000_000):
+        out.write(f"+9477{i:07},User {i},Colombo\n")
+PY
+curl -s -o "$dir/import.json" -X POST "http://127.0.0.1:$port/api/v1/ingestions/users" \
+     -H 'content-type: text/csv' --data-binary @"$dir/users.csv" &
+importing=$!
+during=$(wrk -t"$threads" -c"$connections" -d"${IMPORT_DURATION:-3}s" --latency -s "$dir/replay.lua" "http://127.0.0.1:$port/twilio/status")
+summary "POST /twilio/status during a 1M-row import" "$during"
+wait "$importing"
+python3 -c "import json,sys; r=json.load(open('$dir/import.json'))['report']; print('import: %d rows, %d inserted' % (r['total'], r['inserted']))"
 rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
 echo "server peak RSS: $((rss / 1024)) MB; receipts stored: $(python3 -c "import sqlite3; print(sqlite3.connect('$dir/bench.db').execute('select count(*) from receipts').fetchone()[0])")"

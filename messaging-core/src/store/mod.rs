@@ -33,6 +33,10 @@ pub enum StoreError {
     /// The database refused or failed the operation.
     #[error("database error: {0}")]
     Database(String),
+    /// Another process held the database locked for longer than the store waits; trying
+    /// again later may succeed.
+    #[error("the database is locked by another process: {0}")]
+    Locked(String),
     /// A stored row could not be read back into a domain value.
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
@@ -48,6 +52,14 @@ pub enum StoreError {
     /// The worker running database calls went away (the process is shutting down).
     #[error("the database worker stopped unexpectedly")]
     WorkerGone,
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again later (the database was busy), as
+    /// opposed to failing the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Locked(_) | Self::WorkerGone)
+    }
 }
 
 /// Which page of a list to read. `cursor` (from a previous page's `next_cursor`) is preferred;

@@ -1,12 +1,24 @@
 //! Connections to one SQLite file: a single writer (SQLite allows one at a time) and a few
 //! readers, which WAL mode lets run beside the writer. Every call runs on tokio's blocking
 //! pool, never on an async worker.
+//!
+//! Writes come in two kinds. Ordinary writes (a webhook's receipt, an outcome, an API
+//! change) are short and someone waits for each. Bulk writes (an import's rows, a fan-out's
+//! messages) come as a stream of transactions of a few thousand rows: before each, a bulk
+//! writer lets every ordinary write that is waiting go first, so a million-row import delays
+//! a webhook by at most one bulk transaction, not by the whole import.
+//!
+//! Write transactions begin `IMMEDIATE`, taking SQLite's write lock at once: a transaction
+//! that began reading and later wanted to write could fail with "database is locked" at once
+//! when another process holds the lock, while an immediate one waits (`busy_timeout`) for it.
+//! A write that still finds the file locked after that is tried again a few times.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::store::StoreError;
 
@@ -14,11 +26,23 @@ const READERS: usize = 4;
 /// Page cache of the writer, in KiB (negative in the pragma's terms).
 const WRITER_CACHE_KIB: i64 = -16_000;
 
+/// How long a connection waits for another process's lock on the file before SQLite answers
+/// "database is locked".
+const BUSY_TIMEOUT_MS: u32 = 10_000;
+
+/// Rows a bulk writer puts in one transaction (see the module docs).
+pub(crate) const BULK_ROWS: usize = 5_000;
+
+/// How many times a write that found the file locked by another process is tried.
+const LOCKED_ATTEMPTS: u32 = 3;
+
 /// The writer and the readers of one database file.
 pub(crate) struct Database {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Ordinary writes waiting for the writer, which bulk writes let go first.
+    waiting_writes: AtomicUsize,
 }
 
 impl Database {
@@ -37,6 +61,7 @@ impl Database {
             .pragma_update(None, "wal_autocheckpoint", 10_000)
             .map_err(db_error)?;
         super::migrations::apply(&mut writer)?;
+        writer.set_transaction_behavior(TransactionBehavior::Immediate);
         let readers = (0..READERS)
             .map(|_| {
                 let reader = Connection::open_with_flags(
@@ -52,10 +77,11 @@ impl Database {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            waiting_writes: AtomicUsize::new(0),
         })
     }
 
-    /// Runs `work` on the writer connection, off the async workers.
+    /// Runs `work` on the writer connection, off the async workers, ahead of bulk writes.
     pub(crate) async fn write<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -63,8 +89,46 @@ impl Database {
     {
         let db = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
+            db.waiting_writes.fetch_add(1, Ordering::SeqCst);
             let mut conn = db.writer.lock().unwrap_or_else(|e| e.into_inner());
+            db.waiting_writes.fetch_sub(1, Ordering::SeqCst);
             work(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::WorkerGone)?
+    }
+
+    /// Runs one transaction of a bulk write (at most [`BULK_ROWS`] rows) on the writer, after
+    /// the ordinary writes waiting for it. `work` may run more than once: when another
+    /// process holds the file locked past the busy timeout, its transaction is rolled back
+    /// and tried again, up to [`LOCKED_ATTEMPTS`] times.
+    pub(crate) async fn write_bulk<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut work = work;
+            let mut attempt = 1;
+            loop {
+                let mut conn = loop {
+                    let conn = db.writer.lock().unwrap_or_else(|e| e.into_inner());
+                    if db.waiting_writes.load(Ordering::SeqCst) == 0 {
+                        break conn;
+                    }
+                    drop(conn);
+                    std::thread::sleep(Duration::from_micros(200));
+                };
+                match work(&mut conn) {
+                    Err(StoreError::Locked(_)) if attempt < LOCKED_ATTEMPTS => {
+                        drop(conn);
+                        std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+                        attempt += 1;
+                    }
+                    result => return result,
+                }
+            }
         })
         .await
         .map_err(|_| StoreError::WorkerGone)?
@@ -101,14 +165,82 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "busy_timeout", 5000)?;
+    conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
     conn.pragma_update(None, "cache_size", -16_000)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 
-/// Converts a driver error into the store's error.
+/// Converts a driver error into the store's error; another process holding the file locked
+/// past the busy timeout is [`StoreError::Locked`], worth trying again.
 pub(crate) fn db_error(error: rusqlite::Error) -> StoreError {
-    StoreError::Database(error.to_string())
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            StoreError::Locked(error.to_string())
+        }
+        _ => StoreError::Database(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write transaction that reads first, while another process writes the file: it waits
+    /// for the other's lock instead of failing with "database is locked".
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_write_waits_for_another_process_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.db");
+        let db = Arc::new(Database::open(&path).unwrap());
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        other
+            .execute(
+                "INSERT INTO users (phone, consent_state, created_at, updated_at)
+                 VALUES ('+94770000001', 'OPT_IN', 0, 0)",
+                [],
+            )
+            .unwrap();
+        let ours = tokio::spawn({
+            let db = Arc::clone(&db);
+            async move {
+                db.write(|conn| {
+                    let tx = conn.transaction().map_err(db_error)?;
+                    let before: i64 = tx
+                        .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+                        .map_err(db_error)?;
+                    tx.execute(
+                        "INSERT INTO users (phone, consent_state, created_at, updated_at)
+                         VALUES ('+94770000002', 'OPT_IN', 0, 0)",
+                        [],
+                    )
+                    .map_err(db_error)?;
+                    tx.commit().map_err(db_error)?;
+                    Ok(before)
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other.execute_batch("COMMIT").unwrap();
+        let before = ours.await.unwrap().expect("the write waited and succeeded");
+        // It began after the other process's commit, so it saw that row.
+        assert_eq!(before, 1);
+    }
+
+    #[test]
+    fn locked_errors_are_worth_retrying_and_others_are_not() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("database is locked".into()),
+        );
+        assert!(db_error(busy).is_retryable());
+        let constraint = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        );
+        assert!(!db_error(constraint).is_retryable());
+    }
 }

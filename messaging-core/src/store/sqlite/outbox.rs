@@ -145,8 +145,9 @@ impl OutboxStore for SqliteStore {
                 Ok((e, variables))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        // A fan-out writes batch after batch: each lets waiting webhooks and outcomes first.
         self.db
-            .write(move |conn| {
+            .write_bulk(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
                 let seq: i64 = tx
                     .prepare_cached("SELECT seq FROM campaign_runs WHERE id = ?")

@@ -1,12 +1,13 @@
 //! Users and subscriptions in SQLite.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
 
-use super::connection::db_error;
+use super::connection::{BULK_ROWS, db_error};
 use super::{SqliteStore, corrupt, from_millis, millis};
 use crate::domain::{
     Consent, PhoneNumber, Subscription, TimeZone, Topic, TopicSummary, UpsertOutcome, User,
@@ -52,7 +53,7 @@ pub(super) const USER_COLUMNS: &str = "u.phone, u.name, u.wa_id, u.consent_state
 
 /// Writes users (created with [`INSERT_USER`], else changed with `update`, a merge or a
 /// replace) and their topics, in the order `order` gives, in one transaction; answers what
-/// happened to each, in input order.
+/// happened to each, in the order written.
 fn write_users(
     conn: &mut Connection,
     update: &str,
@@ -60,7 +61,7 @@ fn write_users(
     order: impl IntoIterator<Item = usize>,
     now: i64,
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
-    let mut outcomes = vec![UpsertOutcome::Inserted; users.len()];
+    let mut outcomes = Vec::with_capacity(users.len());
     let tx = conn.transaction().map_err(db_error)?;
     {
         let mut insert = tx.prepare_cached(INSERT_USER).map_err(db_error)?;
@@ -87,11 +88,11 @@ fn write_users(
                     .execute(params![phone.as_str(), topic.as_str(), now])
                     .map_err(db_error)?;
             }
-            outcomes[index] = if inserted {
+            outcomes.push(if inserted {
                 UpsertOutcome::Inserted
             } else {
                 UpsertOutcome::Updated
-            };
+            });
         }
     }
     tx.commit().map_err(db_error)?;
@@ -275,16 +276,27 @@ impl UserStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<UpsertOutcome>, StoreError> {
         let now = millis(now);
-        self.db
-            .write(move |conn| {
-                // Writing in phone order touches each index page once per batch instead of
-                // at random; the sort is stable, so repeats of one phone keep their order
-                // (later wins).
-                let mut order: Vec<usize> = (0..batch.len()).collect();
-                order.sort_by(|&a, &b| batch[a].phone.cmp(&batch[b].phone));
-                write_users(conn, MERGE_USER, &batch, order, now)
-            })
-            .await
+        // Writing in phone order touches each index page once per batch instead of at
+        // random; the sort is stable, so repeats of one phone keep their order (later wins).
+        // The sorted batch is written in bulk transactions of a few thousand rows, so other
+        // writes (webhooks) never wait long behind an import.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| batch[a].phone.cmp(&batch[b].phone));
+        let batch = Arc::new(batch);
+        let mut outcomes = vec![UpsertOutcome::Inserted; batch.len()];
+        for chunk in order.chunks(BULK_ROWS) {
+            let (users, indices) = (Arc::clone(&batch), chunk.to_vec());
+            let written = self
+                .db
+                .write_bulk(move |conn| {
+                    write_users(conn, MERGE_USER, &users, indices.iter().copied(), now)
+                })
+                .await?;
+            for (outcome, &index) in written.into_iter().zip(chunk) {
+                outcomes[index] = outcome;
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn replace_user(
