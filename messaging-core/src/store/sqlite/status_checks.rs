@@ -18,6 +18,24 @@ const NEVER: i64 = i64::MAX;
 /// The conditions of the partial index, word for word, so that SQLite can use it.
 const AWAITING: &str = "status IN ('sending', 'sent') AND provider_sid IS NOT NULL";
 
+/// Messages asked before and due again by `?1`, by time due.
+fn again_sql() -> String {
+    format!(
+        "SELECT id, status_check_at FROM messages
+         WHERE {AWAITING} AND status_check_at <= ?1
+         ORDER BY status_check_at LIMIT ?2"
+    )
+}
+
+/// Messages never asked whose status has not changed since `?1`, oldest change first.
+fn first_sql() -> String {
+    format!(
+        "SELECT id, updated_at FROM messages
+         WHERE {AWAITING} AND status_check_at IS NULL AND updated_at <= ?1
+         ORDER BY updated_at LIMIT ?2"
+    )
+}
+
 /// Ids of messages due a question, each with the time it became due: asked before and due
 /// by `now`, or never asked and unchanged since `quiet_since`; oldest due first, at most
 /// `limit`. Two index ranges, each read in order and merged.
@@ -28,16 +46,7 @@ fn due(
     quiet_for: i64,
     limit: u32,
 ) -> Result<Vec<([u8; 16], i64)>, StoreError> {
-    let again = format!(
-        "SELECT id, status_check_at FROM messages
-         WHERE {AWAITING} AND status_check_at <= ?1
-         ORDER BY status_check_at LIMIT ?2"
-    );
-    let first = format!(
-        "SELECT id, updated_at FROM messages
-         WHERE {AWAITING} AND status_check_at IS NULL AND updated_at <= ?1
-         ORDER BY updated_at LIMIT ?2"
-    );
+    let (again, first) = (again_sql(), first_sql());
     let mut found = Vec::new();
     for (sql, bound, shift) in [(again, now, 0), (first, quiet_since, quiet_for)] {
         let rows = conn
@@ -116,4 +125,41 @@ pub(super) fn record(conn: &Connection, id: MessageId, next: &NextCheck) -> Resu
         log(conn, id, millis(decision.at), status, Some(decision))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn both_questions_read_the_partial_index_in_order_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.db")).await.unwrap();
+        let plans = store
+            .db
+            .read(|conn| {
+                [again_sql(), first_sql()]
+                    .iter()
+                    .map(|sql| {
+                        let mut plan = conn
+                            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                            .map_err(db_error)?;
+                        plan.query_map(params![0, 100], |r| r.get::<_, String>(3))
+                            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                            .map(|rows| rows.join("; "))
+                            .map_err(db_error)
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .await
+            .unwrap();
+        for plan in plans {
+            assert!(
+                plan.contains("USING INDEX messages_awaiting_status"),
+                "{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
 }
