@@ -236,9 +236,9 @@ impl Dispatcher {
         tracing::info!("dispatcher stopped");
     }
 
-    /// One pass of status checks (see [`status_checks`]): messages whose final status has not
-    /// come are asked about at the provider, at most a batch, oldest first, and each answer
-    /// goes through [`Engine::receive_status`]. [`run`](Self::run) does this about every
+    /// One pass of status checks: messages whose final status has not come are asked about
+    /// at the provider ([`Provider::fetch_status`]) when [`StatusCheckPolicy`] says, at most a
+    /// batch, oldest first, and each answer goes through [`Engine::receive_status`]. [`run`](Self::run) does this about every
     /// [`StatusCheckPolicy::every`].
     pub async fn check_statuses(&self) -> Result<StatusCheckReport, EngineError> {
         self.status_checks.pass().await
