@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use messaging_core::Engine;
 use messaging_core::domain::MessageStatus;
-use messaging_core::provider::{Accepted, Lookup, OutboundMessage, Provider, SendError};
+use messaging_core::provider::{
+    Accepted, Lookup, OutboundMessage, Provider, ProviderStatus, SendError,
+};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Response, handler};
@@ -183,11 +185,39 @@ impl Provider for MeteredProvider {
     async fn lookup(&self, message: &OutboundMessage, since: DateTime<Utc>) -> Lookup {
         self.inner.lookup(message, since).await
     }
+
+    async fn fetch_status(&self, provider_sid: &str) -> Result<Option<ProviderStatus>, SendError> {
+        self.inner.fetch_status(provider_sid).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn status_fetches_reach_the_wrapped_provider() {
+        use messaging_core::domain::{MessageId, PhoneNumber};
+        use messaging_core::provider::{SandboxConfig, SandboxProvider};
+
+        let (statuses, _received) = tokio::sync::mpsc::channel(16);
+        let config = SandboxConfig {
+            step_delay: std::time::Duration::ZERO,
+            ..SandboxConfig::default()
+        };
+        let sandbox = Arc::new(SandboxProvider::new(config, statuses));
+        let metered = MeteredProvider::new(sandbox, Arc::new(Metrics::default()));
+        let message = OutboundMessage {
+            id: MessageId::new(),
+            to: PhoneNumber::parse("+14155552671").unwrap(),
+            body: Some("Hello".into()),
+            content_sid: None,
+            content_variables: None,
+        };
+        let sid = metered.send(&message).await.unwrap().provider_sid;
+        let fetched = metered.fetch_status(&sid).await.unwrap();
+        assert_eq!(fetched.unwrap().fields["MessageStatus"], "read");
+    }
 
     #[test]
     fn latency_buckets_are_cumulative() {

@@ -5,7 +5,9 @@
 //! validation → permanent errors of the recipient → acceptance (recorded, callbacks started)
 //! → the 201 answer, unless the connection is to be dropped. A list goes: latency → Basic auth
 //! → `list_server_error_share` → the page (see [`crate::list`]); it lists every accepted
-//! message, those whose answer was dropped included, and nothing that was refused.
+//! message, those whose answer was dropped included, and nothing that was refused. A fetch
+//! goes: latency → Basic auth → the message as it is now (its status moved on whether or not
+//! its callbacks got through), or 404.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -128,6 +130,11 @@ pub(crate) async fn fetch_message(
     Path((account_sid, file)): Path<(String, String)>,
     Data(state): Data<&Arc<FakeState>>,
 ) -> Response {
+    state.ledger(|l| l.counters.fetches += 1);
+    let latency = state.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     if !is_authorized(request, &account_sid, state) {
         return TwilioError::unauthenticated().into_response();
     }

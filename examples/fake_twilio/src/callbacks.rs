@@ -1,8 +1,9 @@
 //! The life of an accepted message after the API answered: its status moves on (`sent`,
-//! `delivered`, maybe `read`, or a failure with ErrorCode 30008), and each step is posted to
-//! its `StatusCallback` as Twilio posts it: form-encoded, Twilio's field names, signed with
-//! `X-Twilio-Signature`. A callback that fails is logged and tried again a few times; it
-//! never stops the fake.
+//! `delivered`, maybe `read`, or a failure with the plan's error code, 30008 by default; no
+//! further than the plan's `stop_at`), and each step is posted to its `StatusCallback` as
+//! Twilio posts it: form-encoded, Twilio's field names, signed with `X-Twilio-Signature`. A
+//! callback that fails is logged and tried again a few times; it never stops the fake. The
+//! plan's `dropped_share` of callbacks is never posted at all, as when the receiver is down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +22,6 @@ use crate::resource::API_VERSION;
 use crate::signature::twilio_signature;
 use crate::state::FakeState;
 
-/// The error code of messages that fail after acceptance ("Unknown error").
-const FAILURE_CODE: u32 = 30008;
 /// How long one callback attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -82,7 +81,11 @@ pub(crate) fn spawn_lifecycle(state: Arc<FakeState>, message: AcceptedMessage, g
             }
             state.ledger(|l| l.set_status(generation, &message.sid, status, error_code));
             if let Some(url) = &message.status_callback {
-                let record = deliver(&state, &plan, &message, url, status, error_code).await;
+                let record = if plan.dropped_share > 0.0 && fastrand::f64() < plan.dropped_share {
+                    dropped(&message, url, status)
+                } else {
+                    deliver(&state, &plan, &message, url, status, error_code).await
+                };
                 state.ledger(|l| l.record_callback(generation, record));
             }
         }
@@ -92,17 +95,41 @@ pub(crate) fn spawn_lifecycle(state: Arc<FakeState>, message: AcceptedMessage, g
 /// The statuses one message goes through after acceptance.
 fn steps(plan: &CallbackPlan) -> Vec<(MessageStatus, Option<u32>)> {
     use MessageStatus::*;
-    if plan.failed_share > 0.0 && fastrand::f64() < plan.failed_share {
-        return match plan.failure_status {
-            FailureStatus::Undelivered => vec![(Sent, None), (Undelivered, Some(FAILURE_CODE))],
-            FailureStatus::Failed => vec![(Failed, Some(FAILURE_CODE))],
-        };
-    }
-    let mut steps = vec![(Sent, None), (Delivered, None)];
-    if plan.send_read {
-        steps.push((Read, None));
+    let code = plan.failure_error_code;
+    let mut steps = if plan.failed_share > 0.0 && fastrand::f64() < plan.failed_share {
+        match plan.failure_status {
+            FailureStatus::Undelivered => vec![(Sent, None), (Undelivered, Some(code))],
+            FailureStatus::Failed => vec![(Failed, Some(code))],
+        }
+    } else if plan.send_read {
+        vec![(Sent, None), (Delivered, None), (Read, None)]
+    } else {
+        vec![(Sent, None), (Delivered, None)]
+    };
+    match plan.stop_at {
+        Some(Queued | Accepted) => steps.clear(),
+        Some(last) => {
+            if let Some(at) = steps.iter().position(|(status, _)| *status == last) {
+                steps.truncate(at + 1);
+            }
+        }
+        None => {}
     }
     steps
+}
+
+/// The record of a callback fault injection dropped: never posted.
+fn dropped(message: &AcceptedMessage, url: &str, status: MessageStatus) -> CallbackRecord {
+    tracing::info!(sid = %message.sid, status = status.as_str(), url, "status callback dropped");
+    CallbackRecord {
+        message_sid: message.sid.clone(),
+        status,
+        url: url.to_owned(),
+        attempts: 0,
+        delivered: false,
+        response_status: None,
+        error: Some("dropped by fault injection".into()),
+    }
 }
 
 /// Waits `delay` unless the fake shuts down first; answers whether to go on.

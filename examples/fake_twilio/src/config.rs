@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::MessageStatus;
+
 /// Everything a fake needs to start.
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
@@ -141,7 +143,7 @@ pub struct CallbackPlan {
     pub delay_ms: u64,
     /// Whether delivered messages are also `read`.
     pub send_read: bool,
-    /// Share of messages that end in failure (ErrorCode 30008) instead of `delivered`.
+    /// Share of messages that end in failure (`failure_error_code`) instead of `delivered`.
     pub failed_share: f64,
     /// How those messages fail.
     pub failure_status: FailureStatus,
@@ -149,6 +151,16 @@ pub struct CallbackPlan {
     pub retries: u32,
     /// Pause before each retry, multiplied by the attempt number.
     pub retry_backoff_ms: u64,
+    /// Share of status callbacks never posted, as if their receiver were down for every
+    /// attempt: the message's status still moves on (a fetch shows it), and the callback is
+    /// recorded as not delivered.
+    pub dropped_share: f64,
+    /// The last status messages reach (`sent`: the recipient's phone is off; `queued`: they
+    /// never leave); `null`, the default, lets them go all the way.
+    pub stop_at: Option<MessageStatus>,
+    /// The error code of messages that fail after acceptance (Twilio's 30008, unknown error,
+    /// unless told otherwise; 21610 for a recipient who unsubscribed at the carrier).
+    pub failure_error_code: u32,
 }
 
 impl Default for CallbackPlan {
@@ -160,6 +172,9 @@ impl Default for CallbackPlan {
             failure_status: FailureStatus::Undelivered,
             retries: 2,
             retry_backoff_ms: 200,
+            dropped_share: 0.0,
+            stop_at: None,
+            failure_error_code: 30008,
         }
     }
 }
@@ -203,6 +218,7 @@ impl Behaviour {
             ("dropped_connection_share", f.dropped_connection_share),
             ("list_server_error_share", f.list_server_error_share),
             ("failed_share", self.callbacks.failed_share),
+            ("dropped_share", self.callbacks.dropped_share),
         ];
         for (field, value) in shares {
             if !(0.0..=1.0).contains(&value) {
@@ -298,6 +314,25 @@ mod tests {
             ),
             Err(ConfigError::SharesAboveOne(_))
         ));
+    }
+
+    #[test]
+    fn callbacks_can_be_dropped_stopped_at_a_status_and_fail_with_a_chosen_code() {
+        let patched = Behaviour::default()
+            .merge_patch(&json!({"callbacks": {
+                "dropped_share": 1.0, "stop_at": "sent", "failure_error_code": 21610,
+            }}))
+            .unwrap();
+        assert_eq!(patched.callbacks.dropped_share, 1.0);
+        assert_eq!(patched.callbacks.stop_at, Some(MessageStatus::Sent));
+        assert_eq!(patched.callbacks.failure_error_code, 21610);
+        assert_eq!(
+            Behaviour::default().merge_patch(&json!({"callbacks": {"dropped_share": 2.0}})),
+            Err(ConfigError::ShareOutOfRange {
+                field: "dropped_share",
+                value: 2.0
+            })
+        );
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub struct Counters {
     /// Every list request (`GET .../Messages.json`), including those answered 5xx by
     /// `list_server_error_share`.
     pub lists: u64,
+    /// Every fetch of one message (`GET .../Messages/{Sid}.json`).
+    pub fetches: u64,
     /// Messages accepted (including those whose answer was then dropped).
     pub accepted: u64,
     /// Answered 401.

@@ -316,3 +316,96 @@ async fn a_failing_receiver_is_retried_and_a_dead_one_does_not_stop_the_fake() {
     // The message still went its way, and the fake still serves.
     send_with_callback(&twilio, &callback, "still here").await;
 }
+
+/// The message resource as a fetch answers it, with the fake's own credentials.
+async fn fetched(twilio: &FakeTwilio, sid: &str) -> serde_json::Value {
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Messages/{sid}.json",
+        twilio.base_url(),
+        twilio.account_sid()
+    );
+    let auth = support::basic(twilio.account_sid(), twilio.auth_token());
+    let reply = Http::default()
+        .send(
+            poem::http::Method::GET,
+            &url,
+            &[("authorization", auth)],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    reply.json()
+}
+
+#[tokio::test]
+async fn dropped_callbacks_are_never_posted_but_the_status_moves_on_for_a_fetch() {
+    let inbox = Arc::new(Inbox::default());
+    let callback = start_receiver(inbox.clone()).await;
+    let twilio = start_fake(Behaviour {
+        callbacks: CallbackPlan {
+            dropped_share: 1.0,
+            send_read: true,
+            ..CallbackPlan::default()
+        },
+        ..Behaviour::default()
+    })
+    .await;
+    let sid = send_with_callback(&twilio, &callback, "into the void").await;
+    let records = eventually(Duration::from_secs(5), "dropped callbacks", || async {
+        let records = twilio.callbacks();
+        (records.len() == 3).then_some(records)
+    })
+    .await;
+    assert!(
+        records
+            .iter()
+            .all(|r| !r.delivered && r.attempts == 0 && r.error.is_some())
+    );
+    assert!(inbox.received.lock().unwrap().is_empty(), "nothing posted");
+    assert_eq!(fetched(&twilio, &sid).await["status"], "read");
+    assert_eq!(twilio.counters().fetches, 1);
+}
+
+#[tokio::test]
+async fn messages_stop_at_the_plans_status_and_fail_with_its_error_code() {
+    let inbox = Arc::new(Inbox::default());
+    let callback = start_receiver(inbox.clone()).await;
+    let twilio = start_fake(Behaviour {
+        callbacks: CallbackPlan {
+            stop_at: Some(MessageStatus::Sent),
+            ..CallbackPlan::default()
+        },
+        ..Behaviour::default()
+    })
+    .await;
+    let phone_off = send_with_callback(&twilio, &callback, "phone off").await;
+    assert_eq!(
+        statuses(&callbacks_for(&inbox, &phone_off, 1).await),
+        ["sent"]
+    );
+    // Nothing more comes: the last step was `sent`.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        statuses(&callbacks_for(&inbox, &phone_off, 1).await),
+        ["sent"]
+    );
+    assert_eq!(fetched(&twilio, &phone_off).await["status"], "sent");
+
+    twilio
+        .set_callback_plan(CallbackPlan {
+            failed_share: 1.0,
+            failure_status: FailureStatus::Failed,
+            failure_error_code: 21610,
+            ..CallbackPlan::default()
+        })
+        .unwrap();
+    let unsubscribed = send_with_callback(&twilio, &callback, "unsubscribed").await;
+    let received = callbacks_for(&inbox, &unsubscribed, 1).await;
+    assert_eq!(received[0].field("ErrorCode"), Some("21610"));
+    let resource = fetched(&twilio, &unsubscribed).await;
+    assert_eq!(
+        (resource["status"].as_str(), resource["error_code"].as_u64()),
+        (Some("failed"), Some(21610))
+    );
+}

@@ -15,6 +15,10 @@
 //! Because a message is `sending` in the database before its request leaves, a process
 //! killed at any point never sends a message twice: after a restart the message is looked up
 //! before anything else happens to it.
+//!
+//! Beside the rounds, about every 30 s, messages whose final status never came (callbacks
+//! lost while the server was down) are asked about at the provider, and the answers take the
+//! status webhook's path (see [`status_checks`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,8 +35,10 @@ use crate::domain::{
 use crate::orchestrate::decide::{Limits, Round, decide};
 use crate::orchestrate::rate::{Limiter, SendRates};
 use crate::orchestrate::retry::RetryPolicy;
+use crate::orchestrate::status_check::StatusCheckPolicy;
 use crate::provider::{Lookup, OutboundMessage, Provider};
 use crate::store::{ClaimRequest, Disposition, DueMessage, SendOutcome, UnresolvedSend};
+use status_checks::{StatusCheckReport, StatusChecks};
 
 /// How the dispatcher works.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,12 +58,15 @@ pub struct DispatchConfig {
     pub max_in_flight: usize,
     /// How long to wait before looking again when nothing was due.
     pub idle_wait: Duration,
+    /// When messages whose final status never came are asked about at the provider.
+    pub status_checks: StatusCheckPolicy,
 }
 
 impl Default for DispatchConfig {
     /// 80 messages a second (Twilio's WhatsApp default), no frequency cap or conversation
     /// limit, the default retries, two-minute leases, rounds of at most 1,000 messages, 128
-    /// sends in flight, a quarter of a second between looks when idle.
+    /// sends in flight, a quarter of a second between looks when idle, the default status
+    /// checks.
     fn default() -> Self {
         Self {
             send_rate_per_second: 80.0,
@@ -67,6 +76,7 @@ impl Default for DispatchConfig {
             max_claim: 1_000,
             max_in_flight: 128,
             idle_wait: Duration::from_millis(250),
+            status_checks: StatusCheckPolicy::default(),
         }
     }
 }
@@ -97,6 +107,7 @@ pub struct Dispatcher {
     in_flight: Arc<Semaphore>,
     outcomes: mpsc::Sender<ToWriter>,
     rng: Arc<Mutex<fastrand::Rng>>,
+    status_checks: StatusChecks,
 }
 
 impl Engine {
@@ -107,6 +118,7 @@ impl Engine {
         tokio::spawn(write_outcomes(self.clone(), receiver));
         Dispatcher {
             engine: self.clone(),
+            status_checks: StatusChecks::new(self.clone(), provider.clone(), config.status_checks),
             provider,
             rates: SendRates::new(config.send_rate_per_second),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
@@ -156,6 +168,11 @@ impl Dispatcher {
         let mut supervised_at: Option<DateTime<Utc>> = None;
         // Runs are completed beside the rounds, so a long fan-out never holds up sending.
         let mut completing: Option<tokio::task::JoinHandle<()>> = None;
+        // Status checks too: they pace themselves, and must not slow the sends down.
+        let mut checked_at: Option<DateTime<Utc>> = None;
+        let mut checking: Option<tokio::task::JoinHandle<()>> = None;
+        let check_every = chrono::Duration::from_std(self.status_checks.every())
+            .unwrap_or(chrono::Duration::seconds(30));
         tracing::info!(
             provider = self.provider.name(),
             rate = self.config.send_rate_per_second,
@@ -181,6 +198,17 @@ impl Dispatcher {
                     tracing::error!(%error, "could not supervise campaigns");
                 }
             }
+            if checked_at.is_none_or(|at| now - at >= check_every)
+                && checking.as_ref().is_none_or(|task| task.is_finished())
+            {
+                checked_at = Some(now);
+                let checks = self.status_checks.clone();
+                checking = Some(tokio::spawn(async move {
+                    if let Err(error) = checks.pass().await {
+                        tracing::error!(%error, "could not check statuses with the provider");
+                    }
+                }));
+            }
             let pause = match self.dispatch_round().await {
                 Ok(report) if report.claimed + report.looked_up > 0 => None,
                 Ok(_) => Some(self.config.idle_wait),
@@ -199,9 +227,21 @@ impl Dispatcher {
         if let Some(task) = completing {
             task.abort();
         }
+        // Messages of a pass cut short are asked about again when their hold ends.
+        if let Some(task) = checking {
+            task.abort();
+        }
         tracing::info!("dispatcher stopping: waiting for the sends in flight");
         self.drain().await;
         tracing::info!("dispatcher stopped");
+    }
+
+    /// One pass of status checks: messages whose final status has not come are asked about
+    /// at the provider ([`Provider::fetch_status`]) when [`StatusCheckPolicy`] says, at most a
+    /// batch, oldest first, and each answer goes through [`Engine::receive_status`]. [`run`](Self::run) does this about every
+    /// [`StatusCheckPolicy::every`].
+    pub async fn check_statuses(&self) -> Result<StatusCheckReport, EngineError> {
+        self.status_checks.pass().await
     }
 
     /// Waits until every send in flight has answered and its outcome is recorded.
@@ -515,5 +555,6 @@ fn unresolved_outcome(
     }
 }
 
+pub mod status_checks;
 #[cfg(test)]
 mod tests;

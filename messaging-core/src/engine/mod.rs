@@ -29,6 +29,7 @@ use crate::template::TemplateError;
 
 pub use catalog::{PreviewInput, SegmentPreview, TemplatePreview};
 pub use demo::{DEMO_CAMPAIGN, DemoSummary, check_demo_samples};
+pub use dispatch::status_checks::StatusCheckReport;
 pub use dispatch::{DispatchConfig, Dispatcher, RoundReport};
 pub use events::{CampaignSummary, EventOutcome, IdleListener, OpenedRun};
 pub use fanout::RunSummary;

@@ -2,6 +2,10 @@
 //! over HTTP ([`twilio`]), and the sandbox ([`sandbox`]), which sends nothing and reports
 //! simulated statuses back through the same path as Twilio's status webhooks. [`signature`]
 //! checks that a webhook really came from Twilio.
+//!
+//! Besides sending, a provider may answer two questions about messages it took: whether a
+//! send whose answer was lost reached it ([`Provider::lookup`]), and where a message is now
+//! ([`Provider::fetch_status`]), for messages whose status callbacks never arrived.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -93,6 +97,16 @@ pub enum Lookup {
 /// exactly the path of real webhooks.
 pub type StatusFields = BTreeMap<String, String>;
 
+/// A message's current status as the provider answers when asked (see
+/// [`Provider::fetch_status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderStatus {
+    /// The status in the fields of Twilio's status callback (`MessageSid`, `MessageStatus`,
+    /// `ErrorCode`…, plus what else the provider said, such as `DateUpdated`), so that it takes
+    /// the webhook's path and is kept as the receipt's raw fields.
+    pub fields: StatusFields,
+}
+
 /// Sends messages.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -112,5 +126,18 @@ pub trait Provider: Send + Sync {
             "the {} provider cannot look messages up",
             self.name()
         ))
+    }
+
+    /// Asks the provider where the message it accepted under `provider_sid` is now (Twilio:
+    /// `GET …/Messages/{Sid}.json`). The dispatcher asks this about messages whose status
+    /// callbacks stopped coming (they failed while the server was down), and feeds the answer
+    /// to the same receipt path as the status webhook.
+    ///
+    /// `Ok(None)`: the provider does not know the message, or cannot report statuses (the
+    /// default, for providers that only report by callback); it is not asked again. `Err`: no
+    /// answer this time (rate limited, unreachable); it is asked again later.
+    async fn fetch_status(&self, provider_sid: &str) -> Result<Option<ProviderStatus>, SendError> {
+        let _ = provider_sid;
+        Ok(None)
     }
 }

@@ -15,11 +15,15 @@
 //! ```
 //!
 //! A [`lookup`](Provider::lookup) after a lost answer is always `NotFound`: nothing real was
-//! sent, so a resend is harmless.
+//! sent, so a resend is harmless. [`fetch_status`](Provider::fetch_status) answers where a
+//! message's simulation has got to by now (the step its time has reached, whether or not its
+//! report was read), for the last [`REMEMBERED`] messages this sandbox accepted; it knows
+//! nothing of messages an earlier process accepted.
 //!
 //! Like Twilio's callbacks, a step may arrive before the caller has stored the SID returned by
 //! `send` (always possible with a zero delay).
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,8 +31,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use super::{Accepted, Lookup, OutboundMessage, Provider, SendError, StatusFields};
+use super::{Accepted, Lookup, OutboundMessage, Provider, ProviderStatus, SendError, StatusFields};
 use crate::domain::MessageStatus;
 
 /// The `AccountSid` the sandbox reports: well-formed, but no real account's.
@@ -70,6 +75,38 @@ pub struct SandboxProvider {
     failure_share: f64,
     rng: Mutex<fastrand::Rng>,
     statuses: mpsc::Sender<StatusFields>,
+    simulated: Mutex<Simulated>,
+}
+
+/// How many accepted messages the sandbox remembers for
+/// [`fetch_status`](Provider::fetch_status); older ones are forgotten first.
+pub const REMEMBERED: usize = 100_000;
+
+/// One accepted message's simulation: enough to tell where it is at any time.
+#[derive(Debug)]
+struct Simulation {
+    to: String,
+    accepted_at: Instant,
+    fate: Fate,
+}
+
+/// The simulations of the last [`REMEMBERED`] messages, by SID.
+#[derive(Debug, Default)]
+struct Simulated {
+    by_sid: HashMap<String, Simulation>,
+    order: VecDeque<String>,
+}
+
+impl Simulated {
+    fn remember(&mut self, sid: String, simulation: Simulation) {
+        if self.order.len() >= REMEMBERED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_sid.remove(&oldest);
+            }
+        }
+        self.order.push_back(sid.clone());
+        self.by_sid.insert(sid, simulation);
+    }
 }
 
 impl SandboxProvider {
@@ -90,6 +127,7 @@ impl SandboxProvider {
             failure_share,
             rng: Mutex::new(rng),
             statuses,
+            simulated: Mutex::new(Simulated::default()),
         }
     }
 
@@ -197,6 +235,17 @@ impl Provider for SandboxProvider {
         tracing::debug!(message_id = %message.id, provider_sid = %sid, ?fate, "sandbox accepted");
 
         let to = message.to.whatsapp_address();
+        self.simulated
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remember(
+                sid.clone(),
+                Simulation {
+                    to: to.clone(),
+                    accepted_at: Instant::now(),
+                    fate,
+                },
+            );
         let reports: Vec<StatusFields> = fate
             .steps()
             .into_iter()
@@ -227,6 +276,32 @@ impl Provider for SandboxProvider {
     async fn lookup(&self, message: &OutboundMessage, since: DateTime<Utc>) -> Lookup {
         let _ = (message, since);
         Lookup::NotFound
+    }
+
+    /// The step the message's simulation has reached by now, in a status callback's fields;
+    /// `None` for a SID this sandbox does not remember.
+    async fn fetch_status(&self, provider_sid: &str) -> Result<Option<ProviderStatus>, SendError> {
+        let simulated = self
+            .simulated
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(simulation) = simulated.by_sid.get(provider_sid) else {
+            return Ok(None);
+        };
+        let steps = simulation.fate.steps();
+        let reached = if self.step_delay.is_zero() {
+            steps.len()
+        } else {
+            let elapsed = simulation.accepted_at.elapsed().as_nanos();
+            (elapsed / self.step_delay.as_nanos()).min(steps.len() as u128) as usize
+        };
+        let (status, code) = match reached {
+            0 => (MessageStatus::Sending, None),
+            n => steps[n - 1],
+        };
+        Ok(Some(ProviderStatus {
+            fields: status_fields(provider_sid, &simulation.to, status, code),
+        }))
     }
 }
 

@@ -19,7 +19,9 @@
 //!
 //! For a message whose send got no answer, [`Provider::lookup`] reads Twilio's list of
 //! messages to the same recipient and tells whether it is there (the rules are in the
-//! `lookup` submodule).
+//! `lookup` submodule). [`Provider::fetch_status`] reads one Message resource (`GET
+//! …/Messages/{Sid}.json`) for a message whose status callbacks never came (the `fetch`
+//! submodule).
 
 use std::fmt;
 use std::time::Duration;
@@ -30,9 +32,10 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
-use super::{Accepted, Lookup, OutboundMessage, Provider, SendError};
+use super::{Accepted, Lookup, OutboundMessage, Provider, ProviderStatus, SendError};
 use crate::domain::{MessageStatus, PhoneNumber};
 
+mod fetch;
 mod lookup;
 
 /// The E.164 number of Twilio's shared WhatsApp sandbox sender, which Twilio limits to one
@@ -318,6 +321,17 @@ impl Provider for TwilioProvider {
         async {
             let outcome = self.find_sent(message, since).await;
             tracing::debug!(?outcome, "looked up");
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn fetch_status(&self, provider_sid: &str) -> Result<Option<ProviderStatus>, SendError> {
+        let span = tracing::debug_span!("twilio_fetch", provider_sid);
+        async {
+            let outcome = self.fetch_message(provider_sid).await;
+            tracing::debug!(?outcome, "fetched");
             outcome
         }
         .instrument(span)

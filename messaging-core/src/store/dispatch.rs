@@ -1,6 +1,6 @@
 //! What the dispatcher needs from storage: claiming due outbox messages under a lease,
-//! recording each policy decision and send outcome, and finding sends a crash left
-//! unresolved. Every call is one transaction, so a process killed at any point leaves each
+//! recording each policy decision and send outcome, finding sends a crash left unresolved,
+//! and finding messages whose final status never came. Every call is one transaction, so a process killed at any point leaves each
 //! message either before or after a step, never half-way.
 
 use std::collections::BTreeMap;
@@ -132,6 +132,31 @@ pub struct UnresolvedSend {
     pub sending_since: DateTime<Utc>,
 }
 
+/// A message handed to the provider whose final status has not come: `sending` with a
+/// provider SID, or `sent`. Claimed (held for a while) while the provider is asked about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwaitedStatus {
+    /// Its id.
+    pub id: MessageId,
+    /// The provider's id of it.
+    pub provider_sid: String,
+    /// `sending` or `sent`.
+    pub status: MessageStatus,
+    /// When it was first released to the provider (when to give up counts from there).
+    pub sent_at: DateTime<Utc>,
+    /// Questions asked about it so far that did not settle it.
+    pub checks: u32,
+}
+
+/// What follows a question to the provider that did not settle a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextCheck {
+    /// Ask again at this time.
+    At(DateTime<Utc>),
+    /// Never ask again, for the decision's reason (logged with the message).
+    GiveUp(AuditDecision),
+}
+
 /// The dispatcher's storage.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -182,6 +207,27 @@ pub trait DispatchStore: Send + Sync {
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<UnresolvedSend>, StoreError>;
+
+    /// Claims up to `limit` messages awaiting their status (see [`AwaitedStatus`]) that are
+    /// due a question to the provider, oldest due first: those asked before and due again by
+    /// `now`, and those never asked whose status has not changed since `quiet_since`. They
+    /// are held until `hold_until`, so no other pass asks about them meanwhile.
+    async fn claim_status_checks(
+        &self,
+        now: DateTime<Utc>,
+        quiet_since: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<AwaitedStatus>, StoreError>;
+
+    /// Records, in one transaction, what follows each question that did not settle its
+    /// message (one more question counted): the next one, or giving up with its decision
+    /// logged. Messages no longer awaiting their status (a status arrived meanwhile) are left
+    /// as they are.
+    async fn record_status_checks(
+        &self,
+        checks: Vec<(MessageId, NextCheck)>,
+    ) -> Result<(), StoreError>;
 
     /// Business-initiated conversations (distinct users sent an approved template) released
     /// since `since`, and the earliest of them.

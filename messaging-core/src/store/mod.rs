@@ -9,8 +9,8 @@ mod dispatch;
 pub mod sqlite;
 
 pub use dispatch::{
-    ClaimRequest, DispatchStore, Disposition, DueMessage, RecipientFacts, SendOutcome,
-    UnresolvedSend,
+    AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, RecipientFacts,
+    SendOutcome, UnresolvedSend,
 };
 
 use std::collections::BTreeMap;

@@ -540,3 +540,5 @@ async fn a_campaign_rate_limit_spaces_its_sends() {
         started.elapsed()
     );
 }
+
+mod status_checks;

@@ -223,3 +223,37 @@ fn failure_share_is_clamped() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn a_fetched_status_is_where_the_simulation_has_got_to() {
+    let (provider, _receiver) = sandbox(0.0, 7);
+    let accepted = provider.send(&message("+94771230001")).await.unwrap();
+    let fetched = provider
+        .fetch_status(&accepted.provider_sid)
+        .await
+        .unwrap()
+        .expect("the sandbox remembers what it accepted");
+    // With no delay between steps, the simulation has already reached its end.
+    assert_eq!(fetched.fields["MessageStatus"], "read");
+    assert_eq!(fetched.fields["MessageSid"], accepted.provider_sid);
+    assert_eq!(fetched.fields["To"], "whatsapp:+94771230001");
+    assert_eq!(provider.fetch_status("SMunknown").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn before_its_first_step_a_message_is_still_sending() {
+    let (sender, _receiver) = mpsc::channel(16);
+    let config = SandboxConfig {
+        step_delay: Duration::from_secs(3600),
+        failure_share: 0.0,
+        seed: Some(1),
+    };
+    let provider = SandboxProvider::new(config, sender);
+    let accepted = provider.send(&message("+94771230002")).await.unwrap();
+    let fetched = provider
+        .fetch_status(&accepted.provider_sid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fetched.fields["MessageStatus"], "sending");
+}

@@ -19,8 +19,8 @@ use crate::domain::{
     AuditDecision, CampaignId, Consent, MessageId, MessageStatus, PhoneNumber, SendAs, TimeZone,
 };
 use crate::store::{
-    ClaimRequest, DispatchStore, Disposition, DueMessage, OutboxEntry, RecipientFacts, SendOutcome,
-    StoreError, UnresolvedSend,
+    AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, OutboxEntry,
+    RecipientFacts, SendOutcome, StoreError, UnresolvedSend,
 };
 
 /// Statuses of a message that went, or is going, to the recipient: what the frequency cap
@@ -132,7 +132,7 @@ fn read_due(
 }
 
 /// Appends to a message's log: a status change (`decision` `None`) or a decision.
-fn log(
+pub(super) fn log(
     conn: &Connection,
     id: MessageId,
     at: i64,
@@ -480,6 +480,44 @@ impl DispatchStore for SqliteStore {
                 }
                 tx.commit().map_err(db_error)?;
                 Ok(unresolved)
+            })
+            .await
+    }
+
+    async fn claim_status_checks(
+        &self,
+        now: DateTime<Utc>,
+        quiet_since: DateTime<Utc>,
+        hold_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<AwaitedStatus>, StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let claimed = super::status_checks::claim(
+                    &tx,
+                    millis(now),
+                    millis(quiet_since),
+                    millis(hold_until),
+                    limit,
+                )?;
+                tx.commit().map_err(db_error)?;
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn record_status_checks(
+        &self,
+        checks: Vec<(MessageId, NextCheck)>,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                for (id, next) in &checks {
+                    super::status_checks::record(&tx, *id, next)?;
+                }
+                tx.commit().map_err(db_error)
             })
             .await
     }

@@ -281,6 +281,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE campaigns ADD COLUMN problem TEXT;
     "#,
+    // 10: asking the provider about messages whose final status never came (their status
+    // callbacks failed while the server was down): when to ask next (NULL: never asked, due
+    // ten quiet minutes after the last status change), and how many answers did not settle
+    // it. One partial index, over the few messages awaiting their status, serves both the
+    // first question (NULL, by last change) and the next ones (by time due).
+    r#"
+    ALTER TABLE messages ADD COLUMN status_check_at INTEGER;
+    ALTER TABLE messages ADD COLUMN status_checks INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_awaiting_status ON messages (status_check_at, updated_at)
+        WHERE status IN ('sending', 'sent') AND provider_sid IS NOT NULL;
+    "#,
 ];
 
 /// How many migrations this build knows.

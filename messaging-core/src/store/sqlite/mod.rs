@@ -14,6 +14,7 @@ mod migrations;
 mod outbox;
 mod receipts;
 mod stats;
+mod status_checks;
 mod users;
 
 use std::path::Path;
