@@ -102,7 +102,7 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
             .then(|| config.twilio.as_ref().map(|t| t.auth_token.clone()))
             .flatten(),
     };
-    let api = api::service(engine, config.max_body_bytes);
+    let api = api::service(engine, config);
     let (spec, swagger) = (api::spec(&api), api::swagger_ui(&api));
     let bodies = Arc::new(api::validate::BodySchemas::from_spec(
         &serde_json::from_str(&spec).unwrap_or_default(),
