@@ -1,5 +1,5 @@
 //! The HTTP server, with the dispatcher beside it: `/healthz`, the JSON API under `/api/v1`,
-//! its OpenAPI document and Swagger UI.
+//! its OpenAPI document and Swagger UI, and the web UI at `/ui/`.
 
 use anyhow::Context;
 use messaging_core::Engine;
@@ -130,6 +130,7 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
         )
         .at("/apidocs/", get(text(swagger, "text/html; charset=utf-8")))
         .at("/metrics", get(crate::metrics::scrape))
+        .nest("/ui", crate::ui::routes())
         .at("/twilio/inbound", post(webhooks::inbound_webhook))
         .at("/twilio/status", post(webhooks::status_webhook))
         .data(engine.clone())
