@@ -138,7 +138,12 @@ impl From<&Config> for SettingsBody {
             "sqlite"
         };
         Self {
-            provider: if twilio.is_some() { "twilio" } else { "sandbox" }.to_owned(),
+            provider: if twilio.is_some() {
+                "twilio"
+            } else {
+                "sandbox"
+            }
+            .to_owned(),
             sender: twilio.map(|t| match &t.sender {
                 Sender::Number(number) => format!("whatsapp:{number}"),
                 Sender::MessagingService(sid) => sid.clone(),
