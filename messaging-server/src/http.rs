@@ -1,5 +1,5 @@
 //! The HTTP server, with the dispatcher beside it: `/healthz`, the JSON API under `/api/v1`,
-//! its OpenAPI document and Swagger UI.
+//! its OpenAPI document and Swagger UI, and the web UI at `/ui/`.
 
 use anyhow::Context;
 use messaging_core::Engine;
@@ -102,7 +102,7 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
             .then(|| config.twilio.as_ref().map(|t| t.auth_token.clone()))
             .flatten(),
     };
-    let api = api::service(engine, config.max_body_bytes);
+    let api = api::service(engine, config);
     let (spec, swagger) = (api::spec(&api), api::swagger_ui(&api));
     let bodies = Arc::new(api::validate::BodySchemas::from_spec(
         &serde_json::from_str(&spec).unwrap_or_default(),
@@ -130,6 +130,7 @@ fn routes(engine: &Engine, config: &Config, metrics: Arc<Metrics>) -> impl Endpo
         )
         .at("/apidocs/", get(text(swagger, "text/html; charset=utf-8")))
         .at("/metrics", get(crate::metrics::scrape))
+        .nest("/ui", crate::ui::routes())
         .at("/twilio/inbound", post(webhooks::inbound_webhook))
         .at("/twilio/status", post(webhooks::status_webhook))
         .data(engine.clone())

@@ -8,4 +8,5 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod sending;
+pub mod ui;
 pub mod webhooks;

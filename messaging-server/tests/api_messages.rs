@@ -363,3 +363,39 @@ async fn events_are_recorded_once_listed_and_fetched() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_time_series_lists_every_bucket_of_its_window() {
+    let app = spawn_app().await;
+    let (status, hour) = app.get("/api/v1/stats/timeseries?window=hour").await;
+    assert_eq!(status, StatusCode::OK, "{hour}");
+    assert_eq!(hour["bucket_seconds"], 60);
+    assert_eq!(hour["points"].as_array().unwrap().len(), 60);
+    assert_eq!(hour["points"][59]["sent"], 0);
+    let (_, week) = app.get("/api/v1/stats/timeseries?window=week").await;
+    assert_eq!(week["points"].as_array().unwrap().len(), 84);
+    let (status, _) = app.get("/api/v1/stats/timeseries?window=year").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_settings_give_the_webhook_urls_and_no_secret() {
+    let app = common::spawn_app_with(common::Options {
+        api_token: Some("token-secret".into()),
+        ..common::Options::default()
+    })
+    .await;
+    let (status, settings) = app.get("/api/v1/settings").await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert_eq!(settings["provider"], "twilio");
+    assert_eq!(
+        settings["webhooks"]["inbound"],
+        format!("{}/twilio/inbound", app.base)
+    );
+    assert_eq!(settings["api_token_required"], true);
+    let text = settings.to_string();
+    assert!(!text.contains("token-secret"), "{text}");
+    assert!(!text.contains(&app.auth_token), "{text}");
+    app.stop().await;
+}

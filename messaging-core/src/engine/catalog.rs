@@ -30,6 +30,13 @@ pub struct PreviewInput {
     /// Event data, available as `{{event.KEY}}`.
     #[serde(default)]
     pub event: Option<Map<String, Value>>,
+    /// Text to render instead of the stored content: an edit not saved yet, checked and
+    /// rendered exactly as it would be once saved.
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Variables to render instead of the stored ones, with `content`.
+    #[serde(default)]
+    pub content_variables: Option<BTreeMap<String, String>>,
 }
 
 /// A rendered template.
@@ -135,7 +142,13 @@ impl Engine {
         id: TemplateId,
         input: PreviewInput,
     ) -> Result<TemplatePreview, EngineError> {
-        let template = self.get_template(id).await?;
+        let mut template = self.get_template(id).await?;
+        if let Some(content) = input.content {
+            template.content = content;
+        }
+        if let Some(variables) = input.content_variables {
+            template.content_variables = Some(variables).filter(|v| !v.is_empty());
+        }
         let compiled = CompiledTemplate::new(&template)?;
         let context = match &input.user {
             Some(phone) => RenderContext::for_user(&self.get_user(phone).await?),

@@ -40,7 +40,7 @@ pub use ingestions::{
 pub use preview::{CampaignPreview, RecipientPreview};
 pub use receipts::StatusReceipt;
 pub use replies::{MAX_BODY_CHARS, ReplyContent};
-pub use stats::Stats;
+pub use stats::{SeriesPoint, SeriesWindow, Stats, TimeSeries};
 pub use supervise::Supervision;
 
 /// The messaging engine.

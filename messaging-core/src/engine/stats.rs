@@ -1,8 +1,10 @@
 //! Delivery statistics: counts per status, the delivered share, failures by error code,
-//! opt-outs and inbound traffic, for one campaign or in total.
+//! opt-outs and inbound traffic, for one campaign or in total; and the time series of sends,
+//! deliveries and failures over the last hour, day or week (the dashboard's chart).
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
 
 use crate::domain::{CampaignId, MessageStatus};
@@ -33,7 +35,101 @@ pub struct Stats {
     pub inbound_commands: Option<u64>,
 }
 
+/// The span a time series covers, and how finely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesWindow {
+    /// The last hour, per minute.
+    Hour,
+    /// The last 24 hours, per 15 minutes.
+    Day,
+    /// The last 7 days, per 2 hours.
+    Week,
+}
+
+impl SeriesWindow {
+    /// Parses `hour`, `day` or `week`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "hour" => Some(Self::Hour),
+            "day" => Some(Self::Day),
+            "week" => Some(Self::Week),
+            _ => None,
+        }
+    }
+
+    /// The length of one bucket and how many buckets the window holds.
+    fn buckets(self) -> (Duration, u32) {
+        match self {
+            Self::Hour => (Duration::minutes(1), 60),
+            Self::Day => (Duration::minutes(15), 96),
+            Self::Week => (Duration::hours(2), 84),
+        }
+    }
+}
+
+/// Messages that changed status within one bucket of time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SeriesPoint {
+    /// The bucket's start.
+    pub start: DateTime<Utc>,
+    /// Messages handed to the provider (changed to `sent`).
+    pub sent: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+    /// Messages read.
+    pub read: u64,
+    /// Messages that failed or were undelivered.
+    pub failed: u64,
+}
+
+/// Sends, deliveries, reads and failures over a window, one point per bucket, oldest first;
+/// every bucket is listed, with zeros when nothing happened in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimeSeries {
+    /// The bucket length in seconds.
+    pub bucket_seconds: i64,
+    /// The points.
+    pub points: Vec<SeriesPoint>,
+}
+
 impl Engine {
+    /// The time series of status changes over the last `window`, ending with the bucket that
+    /// holds now. Counts come from the messages' status history, so a message that was sent
+    /// then delivered counts once in each series, at the time of each change.
+    pub async fn time_series(&self, window: SeriesWindow) -> Result<TimeSeries, EngineError> {
+        use MessageStatus::*;
+        let (bucket, count) = window.buckets();
+        let now = self.clock.now();
+        let current = now.duration_trunc(bucket).unwrap_or(now);
+        let since = current - bucket * (count as i32 - 1);
+        let changes = self
+            .store
+            .status_changes(since, bucket, &[Sent, Delivered, Read, Failed, Undelivered])
+            .await?;
+        let mut points: Vec<SeriesPoint> = (0..count)
+            .map(|i| SeriesPoint {
+                start: since + bucket * i as i32,
+                ..SeriesPoint::default()
+            })
+            .collect();
+        for change in changes {
+            let Some(point) = points.get_mut(change.bucket as usize) else {
+                continue;
+            };
+            match change.status {
+                Sent => point.sent += change.count,
+                Delivered => point.delivered += change.count,
+                Read => point.read += change.count,
+                Failed | Undelivered => point.failed += change.count,
+                _ => {}
+            }
+        }
+        Ok(TimeSeries {
+            bucket_seconds: bucket.num_seconds(),
+            points,
+        })
+    }
+
     /// Statistics for one campaign, or for everything when `campaign` is `None`.
     pub async fn stats(&self, campaign: Option<CampaignId>) -> Result<Stats, EngineError> {
         if let Some(id) = campaign {

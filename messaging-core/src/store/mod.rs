@@ -558,6 +558,26 @@ pub trait StatsStore: Send + Sync {
 
     /// How many inbound messages were received, and how many of them were commands.
     async fn count_inbound(&self) -> Result<(u64, u64), StoreError>;
+
+    /// Status changes of messages into `statuses` from `since` on, counted per bucket of
+    /// `bucket` length (buckets start at `since`); buckets without changes are absent.
+    async fn status_changes(
+        &self,
+        since: DateTime<Utc>,
+        bucket: chrono::Duration,
+        statuses: &[MessageStatus],
+    ) -> Result<Vec<StatusChanges>, StoreError>;
+}
+
+/// How many messages changed into one status within one bucket of time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChanges {
+    /// Which bucket, counted from the first (0).
+    pub bucket: u32,
+    /// The status the messages changed into.
+    pub status: MessageStatus,
+    /// How many did.
+    pub count: u64,
 }
 
 /// Everything the engine stores. Implemented automatically for any type with all the parts.

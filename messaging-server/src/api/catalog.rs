@@ -147,6 +147,12 @@ pub struct PreviewRequest {
     pub attributes: Option<BTreeMap<String, Value>>,
     /// Event data, available as `{{ event.KEY }}`.
     pub event: Option<BTreeMap<String, Value>>,
+    /// Text to render instead of the saved content (an edit not saved yet); errors answer
+    /// 422 with their line and column, as saving it would.
+    #[oai(validator(max_length = 10000))]
+    pub content: Option<String>,
+    /// Variables to render instead of the saved ones (with `content`).
+    pub content_variables: Option<BTreeMap<String, String>>,
 }
 
 impl Example for PreviewRequest {
@@ -156,6 +162,8 @@ impl Example for PreviewRequest {
             name: Some("Amaya".into()),
             attributes: Some(BTreeMap::from([("city".into(), json!("Colombo"))])),
             event: Some(BTreeMap::from([("item".into(), json!("running shoes"))])),
+            content: None,
+            content_variables: None,
         }
     }
 }
@@ -415,6 +423,8 @@ impl TemplatesApi {
                     name: input.name,
                     attributes,
                     event: input.event.map(|e| e.into_iter().collect::<Map<_, _>>()),
+                    content: input.content,
+                    content_variables: input.content_variables,
                 },
             )
             .await?;

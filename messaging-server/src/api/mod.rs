@@ -13,6 +13,7 @@ pub mod error;
 mod ingest;
 pub mod limits;
 mod messages;
+mod overview;
 mod page;
 pub mod timestamp;
 mod users;
@@ -24,6 +25,8 @@ use poem_openapi::{OpenApiService, Tags};
 use serde_json::{Value, json};
 
 pub use error::ApiError;
+
+use crate::config::Config;
 
 /// The groups of operations, as Swagger UI shows them.
 #[derive(Tags)]
@@ -44,8 +47,10 @@ pub enum ApiTags {
     Events,
     /// Streaming imports of users and events, answering a data-quality report.
     Ingestion,
-    /// Delivery statistics.
+    /// Delivery statistics and their time series.
     Stats,
+    /// The server's settings (provider, sender, webhook URLs, limits), without secrets.
+    Settings,
 }
 
 type Apis = (
@@ -58,20 +63,22 @@ type Apis = (
     activity::InboundApi,
     activity::EventsApi,
     activity::StatsApi,
+    overview::OverviewApi,
 );
 
 /// The OpenAPI service of `/api/v1` over `engine`.
-pub fn service(engine: &Engine, max_body_bytes: u64) -> OpenApiService<Apis, ()> {
+pub fn service(engine: &Engine, config: &Config) -> OpenApiService<Apis, ()> {
     let apis = (
         users::UsersApi::new(engine.clone()),
         catalog::TemplatesApi::new(engine.clone()),
         catalog::SegmentsApi::new(engine.clone()),
-        ingest::IngestApi::new(engine.clone(), max_body_bytes),
+        ingest::IngestApi::new(engine.clone(), config.max_body_bytes),
         campaigns::CampaignsApi::new(engine.clone()),
         messages::MessagesApi::new(engine.clone()),
         activity::InboundApi::new(engine.clone()),
         activity::EventsApi::new(engine.clone()),
         activity::StatsApi::new(engine.clone()),
+        overview::OverviewApi::new(engine.clone(), config),
     );
     OpenApiService::new(
         apis,

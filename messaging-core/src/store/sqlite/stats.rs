@@ -1,14 +1,15 @@
 //! Statistics over the outbox, users and inbound messages in SQLite.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
 
 use super::connection::db_error;
 use super::outbox::key;
-use super::{SqliteStore, corrupt};
+use super::{SqliteStore, corrupt, millis};
 use crate::domain::{CampaignId, MessageStatus};
-use crate::store::{MessageCounts, SkippedBy, StatsStore, StoreError};
+use crate::store::{MessageCounts, SkippedBy, StatsStore, StatusChanges, StoreError};
 
 /// The skipped messages of a campaign per step that skipped them, with one of its reasons.
 fn skipped_by_step(
@@ -109,6 +110,52 @@ impl StatsStore for SqliteStore {
                     Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
                 })
                 .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn status_changes(
+        &self,
+        since: DateTime<Utc>,
+        bucket: chrono::Duration,
+        statuses: &[MessageStatus],
+    ) -> Result<Vec<StatusChanges>, StoreError> {
+        let since = millis(since);
+        let width = bucket.num_milliseconds().max(1);
+        let wanted: Vec<String> = statuses.iter().map(|s| s.as_str().to_owned()).collect();
+        self.db
+            .read(move |conn| {
+                // A range scan of `message_log_by_time`, grouped in memory by SQLite: a week
+                // of a million messages' changes is a few million index entries at most.
+                let marks = vec!["?"; wanted.len()].join(", ");
+                let sql = format!(
+                    "SELECT (at - ?1) / ?2, status, COUNT(*) FROM message_log
+                     WHERE at >= ?1 AND status IN ({marks}) GROUP BY 1, 2 ORDER BY 1, 2"
+                );
+                let mut params = vec![SqlValue::Integer(since), SqlValue::Integer(width)];
+                params.extend(wanted.into_iter().map(SqlValue::Text));
+                let mut stmt = conn.prepare_cached(&sql).map_err(db_error)?;
+                let rows = stmt
+                    .query_map(params_from_iter(params), |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    })
+                    .map_err(db_error)?;
+                let mut changes = Vec::new();
+                for row in rows {
+                    let (bucket, status, count) = row.map_err(db_error)?;
+                    let status = MessageStatus::parse(&status)
+                        .ok_or_else(|| corrupt(format!("unknown message status {status:?}")))?;
+                    changes.push(StatusChanges {
+                        bucket: bucket.clamp(0, i64::from(u32::MAX)) as u32,
+                        status,
+                        count: count as u64,
+                    });
+                }
+                Ok(changes)
             })
             .await
     }

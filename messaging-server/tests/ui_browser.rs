@@ -1,0 +1,536 @@
+//! The web UI in a real browser: headless Chromium driven over WebDriver (`fantoccini`, a
+//! local `chromedriver`), against the real server on the sandbox provider. One browser session
+//! serves every scenario of this binary, in order, so the binary starts Chromium once.
+//!
+//! Without `chromedriver` on the PATH the test says it was skipped and passes, unless `CI` is
+//! set (then it fails: CI installs Chromium). `UI_SCREENSHOTS=docs/images` saves a PNG of
+//! each page visited into that folder.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Options, TestApp, spawn_app_with};
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use serde_json::{Value, json};
+
+/// A chromedriver process and the browser session it drives.
+struct Browser {
+    client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+async fn start_browser() -> Option<Browser> {
+    if !on_path("chromedriver") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromedriver is not installed (apt-get install chromium chromium-driver); CI needs it"
+        );
+        eprintln!(
+            "skipped: chromedriver is not installed, so the web UI's browser tests did not run"
+        );
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let mut chrome = json!({
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1280,900", "--lang=en-US"]
+    });
+    if Path::new("/usr/bin/chromium").exists() {
+        chrome["binary"] = json!("/usr/bin/chromium");
+    }
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), chrome);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => break client,
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("cannot start a browser session: {error}"),
+        }
+    };
+    Some(Browser { client, driver })
+}
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn find(client: &Client, css: &str) -> Element {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css} appeared: {e}"))
+}
+
+/// Waits until the text of `css` satisfies `done`; answers it.
+async fn text_until(client: &Client, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT * 2;
+    let mut last = String::new();
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            if done(&text) {
+                return text;
+            }
+            last = text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the text of {css} never did; last seen {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let Some(folder) = std::env::var_os("UI_SCREENSHOTS") else {
+        return;
+    };
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(PathBuf::from(folder).join(format!("{name}.png")), png).unwrap();
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let element = find(client, css).await;
+    element.clear().await.unwrap();
+    element.send_keys(text).await.unwrap();
+}
+
+fn sample(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+        .canonicalize()
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_works_in_a_real_browser() {
+    let Some(browser) = start_browser().await else {
+        return;
+    };
+    let client = &browser.client;
+    let app = spawn_app_with(Options {
+        sandbox: true,
+        ..Options::default()
+    })
+    .await;
+    an_upload_shows_its_report_with_the_broken_rows_lines(client, &app).await;
+    a_user_named_like_markup_shows_as_text_and_runs_no_script(client, &app).await;
+    a_template_preview_follows_what_is_typed(client, &app).await;
+    a_segment_shows_how_many_users_match(client, &app).await;
+    a_launched_campaign_is_watched_to_completion(client, &app).await;
+    the_settings_show_the_webhook_urls(client, &app).await;
+    app.stop().await;
+    the_ui_asks_for_the_api_token_and_then_works(client).await;
+    client.clone().close().await.unwrap();
+}
+
+async fn an_upload_shows_its_report_with_the_broken_rows_lines(client: &Client, app: &TestApp) {
+    client
+        .goto(&format!("{}/ui/users", app.base))
+        .await
+        .unwrap();
+    let input = find(client, "input[type=file]").await;
+    input.send_keys(&sample("samples/users.csv")).await.unwrap();
+    let report = text_until(
+        client,
+        ".upload-result table",
+        "the report lists invalid rows",
+        |t| {
+            // Headings are upper-cased by the style sheet, and WebDriver reads rendered text.
+            t.to_lowercase().contains("line")
+        },
+    )
+    .await;
+    let (_, history) = app.get("/api/v1/ingestions").await;
+    let id = history["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, record) = app.get(&format!("/api/v1/ingestions/{id}")).await;
+    let errors = record["report"]["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "the sample has broken rows");
+    for error in errors {
+        let line = error["line"].as_u64().unwrap().to_string();
+        let field = error["field"].as_str().unwrap();
+        assert!(
+            report
+                .lines()
+                .any(|row| row.starts_with(&line) && row.contains(field)),
+            "line {line} ({field}) is in the report: {report}"
+        );
+    }
+    // The list shows the imported users, and the history the import.
+    text_until(client, "main", "the users are listed", |t| {
+        t.contains("Amaya Perera")
+    })
+    .await;
+    text_until(client, "main", "the import is in the history", |t| {
+        t.contains("users.csv")
+    })
+    .await;
+    screenshot(client, "users").await;
+    client
+        .goto(&format!("{}/ui/users/%2B94771234501", app.base))
+        .await
+        .unwrap();
+    text_until(client, "h1", "the user's page opens", |t| {
+        t.contains("Amaya Perera")
+    })
+    .await;
+    screenshot(client, "user").await;
+}
+
+async fn a_user_named_like_markup_shows_as_text_and_runs_no_script(client: &Client, app: &TestApp) {
+    let name = "<img src=x onerror=alert(1)>";
+    let (status, _) = app
+        .post(
+            "/api/v1/users",
+            &json!({"phone": "+94770000666", "name": name}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    client
+        .goto(&format!("{}/ui/users?q=94770000666", app.base))
+        .await
+        .unwrap();
+    text_until(
+        client,
+        "main table",
+        "the user is listed with the name as text",
+        |t| t.contains(name),
+    )
+    .await;
+    client
+        .goto(&format!("{}/ui/users/%2B94770000666", app.base))
+        .await
+        .unwrap();
+    text_until(
+        client,
+        "h1",
+        "the user's page shows the name as text",
+        |t| t == name,
+    )
+    .await;
+    let images = client
+        .execute(
+            "return document.querySelectorAll('main img').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(images, json!(0), "no img element was made from the name");
+    assert!(
+        client.get_alert_text().await.is_err(),
+        "no script ran: there is no alert"
+    );
+}
+
+async fn a_template_preview_follows_what_is_typed(client: &Client, app: &TestApp) {
+    client
+        .goto(&format!("{}/ui/templates/new", app.base))
+        .await
+        .unwrap();
+    type_into(client, "input[name=name]", "greeting").await;
+    type_into(client, "textarea[name=content]", "Hi {{ name }}!").await;
+    find(client, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_until(
+        client,
+        "#template-preview",
+        "the saved template is previewed",
+        |t| t.contains("Hi Amaya!"),
+    )
+    .await;
+    type_into(
+        client,
+        "textarea[name=content]",
+        "Hello {{ name }} from {{ attributes.city }}",
+    )
+    .await;
+    text_until(
+        client,
+        "#template-preview",
+        "the preview follows the typing",
+        |t| t.contains("Hello Amaya from Colombo"),
+    )
+    .await;
+    type_into(client, "textarea[name=content]", "Hello {{ name ").await;
+    text_until(
+        client,
+        "#template-preview",
+        "an error names its line",
+        |t| t.contains("line 1"),
+    )
+    .await;
+    type_into(
+        client,
+        "textarea[name=content]",
+        "Hi {{ name | default(\"there\") }}, see you in {{ attributes.city }}!",
+    )
+    .await;
+    type_into(
+        client,
+        "input[name=content_sid]",
+        "HX0123456789abcdef0123456789abcdef",
+    )
+    .await;
+    find(client, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_until(client, "#template-preview", "the edit is previewed", |t| {
+        t.contains("see you in Colombo")
+    })
+    .await;
+    screenshot(client, "templates").await;
+}
+
+async fn a_segment_shows_how_many_users_match(client: &Client, app: &TestApp) {
+    let (_, expected) = app
+        .post(
+            "/api/v1/segments/preview",
+            &json!({"rule": {"topic": "DANCE"}}),
+        )
+        .await;
+    let expected = expected["count"].as_u64().unwrap();
+    assert!(expected > 0);
+    client
+        .goto(&format!("{}/ui/segments/new", app.base))
+        .await
+        .unwrap();
+    type_into(client, "input[name=name]", "dancers").await;
+    type_into(client, "textarea[name=rule]", r#"{"topic": "DANCE"}"#).await;
+    text_until(
+        client,
+        "#segment-count .segment-count",
+        "the count is shown",
+        |t| t == expected.to_string(),
+    )
+    .await;
+    find(client, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_until(client, "main", "the segment is saved", |t| {
+        t.contains("Edit dancers")
+    })
+    .await;
+    screenshot(client, "segments").await;
+}
+
+async fn a_launched_campaign_is_watched_to_completion(client: &Client, app: &TestApp) {
+    let (_, templates) = app.get("/api/v1/templates").await;
+    let template = templates["items"][0]["id"].as_str().unwrap().to_owned();
+    client
+        .goto(&format!("{}/ui/campaigns/new", app.base))
+        .await
+        .unwrap();
+    type_into(client, "input[name=name]", "hello dancers").await;
+    find(client, "select[name=template_id]")
+        .await
+        .select_by_value(&template)
+        .await
+        .unwrap();
+    type_into(client, "input[name=topic]", "DANCE").await;
+    find(client, "form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_until(client, "h1", "the campaign's page opens", |t| {
+        t == "hello dancers"
+    })
+    .await;
+    client
+        .find(Locator::XPath(
+            "//button[contains(., 'Preview recipients')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_until(client, "main", "the preview shows recipients", |t| {
+        t.contains("recipients") && t.to_lowercase().contains("sent as")
+    })
+    .await;
+    find(client, "button[data-action=launch]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(client, "dialog[open] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let monitor = text_until(client, "#monitor", "the monitor reaches completion", |t| {
+        t.contains("completed")
+    })
+    .await;
+    let (_, stats) = app
+        .get(&format!(
+            "/api/v1/campaigns/{}/stats",
+            client
+                .current_url()
+                .await
+                .unwrap()
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap()
+        ))
+        .await;
+    let messages = stats["messages"].as_u64().unwrap();
+    assert!(
+        monitor.contains(&format!("{messages} of {messages} messages finished")),
+        "{monitor}"
+    );
+    screenshot(client, "campaign").await;
+    find(client, "#monitor").await;
+    client
+        .find(Locator::XPath("//main//td//button[.='Timeline']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_until(client, "#timeline", "the message's timeline shows", |t| {
+        t.contains("Timeline of the message")
+    })
+    .await;
+    client
+        .goto(&format!("{}/ui/campaigns", app.base))
+        .await
+        .unwrap();
+    text_until(client, "main table", "the campaign is listed", |t| {
+        t.contains("hello dancers")
+    })
+    .await;
+    screenshot(client, "campaigns").await;
+    client
+        .goto(&format!("{}/ui/?window=hour", app.base))
+        .await
+        .unwrap();
+    text_until(client, ".tiles", "the dashboard counts the messages", |t| {
+        t.contains(&messages.to_string())
+    })
+    .await;
+    find(client, "svg.chart polyline").await;
+    screenshot(client, "dashboard").await;
+    // Back goes to the campaigns list, as in any site.
+    client.back().await.unwrap();
+    text_until(client, "h1", "back returns to the previous page", |t| {
+        t == "Campaigns"
+    })
+    .await;
+}
+
+async fn the_settings_show_the_webhook_urls(client: &Client, app: &TestApp) {
+    client
+        .goto(&format!("{}/ui/settings", app.base))
+        .await
+        .unwrap();
+    let inbound = format!("{}/twilio/inbound", app.base);
+    let value = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("main input[readonly]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Some(inbound.as_str()));
+    screenshot(client, "settings").await;
+    for page in ["events", "inbound"] {
+        client
+            .goto(&format!("{}/ui/{page}", app.base))
+            .await
+            .unwrap();
+        find(client, "main .card").await;
+        screenshot(client, page).await;
+    }
+}
+
+async fn the_ui_asks_for_the_api_token_and_then_works(client: &Client) {
+    let app = spawn_app_with(Options {
+        sandbox: true,
+        api_token: Some("open-sesame".into()),
+        ..Options::default()
+    })
+    .await;
+    client
+        .goto(&format!("{}/ui/settings", app.base))
+        .await
+        .unwrap();
+    type_into(client, "#token-dialog[open] #token-input", "wrong").await;
+    find(client, "#token-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_until(client, "#token-error", "a refused token is said so", |t| {
+        t.contains("refused")
+    })
+    .await;
+    type_into(client, "#token-dialog[open] #token-input", "open-sesame").await;
+    find(client, "#token-form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_until(client, "main", "the page works with the token", |t| {
+        t.contains("required") && t.contains("Status callback URL")
+    })
+    .await;
+    let stored: Value = client
+        .execute(
+            "return sessionStorage.getItem('messaging.api_token')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, json!("open-sesame"));
+    app.stop().await;
+}
