@@ -5,8 +5,9 @@
 //! Writes come in two kinds. Ordinary writes (a webhook's receipt, an outcome, an API
 //! change) are short and someone waits for each. Bulk writes (an import's rows, a fan-out's
 //! messages) come as a stream of transactions of a few thousand rows: before each, a bulk
-//! writer lets every ordinary write that is waiting go first, so a million-row import delays
-//! a webhook by at most one bulk transaction, not by the whole import.
+//! writer lets the ordinary writes that are waiting go first (for up to 20 ms, so it still
+//! progresses under a steady stream of them), so a million-row import delays a webhook by
+//! about one bulk transaction, not by the whole import.
 //!
 //! Write transactions begin `IMMEDIATE`, taking SQLite's write lock at once: a transaction
 //! that began reading and later wanted to write could fail with "database is locked" at once
@@ -32,6 +33,11 @@ const BUSY_TIMEOUT_MS: u32 = 10_000;
 
 /// Rows a bulk writer puts in one transaction (see the module docs).
 pub(crate) const BULK_ROWS: usize = 5_000;
+
+/// The longest a bulk transaction lets ordinary writes go first: an import or fan-out keeps
+/// going under a steady stream of webhooks, each of which then waits behind at most one bulk
+/// transaction.
+const BULK_MAX_YIELD: Duration = Duration::from_millis(20);
 
 /// How many times a write that found the file locked by another process is tried.
 const LOCKED_ATTEMPTS: u32 = 3;
@@ -112,9 +118,13 @@ impl Database {
             let mut work = work;
             let mut attempt = 1;
             loop {
+                let yielding_since = std::time::Instant::now();
                 let mut conn = loop {
                     let conn = db.writer.lock().unwrap_or_else(|e| e.into_inner());
-                    if db.waiting_writes.load(Ordering::SeqCst) == 0 {
+                    // Under a steady stream of ordinary writes it still takes its turn.
+                    if db.waiting_writes.load(Ordering::SeqCst) == 0
+                        || yielding_since.elapsed() >= BULK_MAX_YIELD
+                    {
                         break conn;
                     }
                     drop(conn);
