@@ -15,11 +15,14 @@ export function lineChart(series) {
   const points = series.points;
   const width = 900, height = 240, left = 44, right = 12, top = 12, bottom = 28;
   const max = Math.max(1, ...points.flatMap((p) => SERIES.map(([key]) => p[key])));
-  const niceMax = niceCeiling(max);
+  // Whole-number gridlines, at most four intervals: 1, 2 or 5 times a power of ten apart.
+  const gridStep = niceStep(max / 4);
+  const niceMax = Math.ceil(max / gridStep) * gridStep;
   const x = (i) => left + (i * (width - left - right)) / Math.max(1, points.length - 1);
   const y = (v) => top + (height - top - bottom) * (1 - v / niceMax);
-  const grid = [0, 0.25, 0.5, 0.75, 1].map((f) => {
-    const value = Math.round(niceMax * f);
+  const gridValues = [];
+  for (let value = 0; value <= niceMax; value += gridStep) gridValues.push(value);
+  const grid = gridValues.map((value) => {
     return [svg('line', { class: 'axis', x1: left, x2: width - right, y1: y(value), y2: y(value) }),
       svg('text', { x: left - 6, y: y(value) + 4, 'text-anchor': 'end', text: value })];
   });
@@ -27,8 +30,11 @@ export function lineChart(series) {
   const ticks = points.map((p, i) => (i % step === 0
     ? svg('text', { x: x(i), y: height - 8, 'text-anchor': 'middle', text: label(new Date(p.start), series.bucket_seconds) })
     : null));
-  const lines = SERIES.map(([key, name]) => svg('polyline', {
+  // Drawn widest first, so a series that runs along another (every sent message delivered)
+  // still shows as a line of its own around it.
+  const lines = SERIES.map(([key, name], index) => svg('polyline', {
     class: 'line s-' + key,
+    'stroke-width': 2 + 2 * (SERIES.length - 1 - index),
     points: points.map((p, i) => `${x(i).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' '),
   }, svg('title', { text: name })));
   const hover = points.map((p, i) => svg('rect', {
@@ -40,8 +46,9 @@ export function lineChart(series) {
     h('figcaption', { class: 'legend' }, SERIES.map(([key, name]) => h('span', {}, h('i', { class: 's-' + key }), name))));
 }
 
-function niceCeiling(value) {
+function niceStep(value) {
+  if (value <= 1) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * power >= value) return m * power;
+  for (const m of [1, 2, 5, 10]) if (m * power >= value) return m * power;
   return 10 * power;
 }
