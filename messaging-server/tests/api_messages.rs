@@ -146,23 +146,21 @@ async fn replies_reach_twilio_and_show_their_history() {
             .any(|m| m.body.as_deref() == Some("Thank you, Amaya."))
     );
 
-    // Outside the window, free text is skipped with the reason.
-    let (_, silent) = app
+    // Outside the window, free text is refused at once, saying what to send instead.
+    let (status, refused) = app
         .post(
             "/api/v1/messages",
             &json!({ "user": KASUN, "body": "Hello?" }),
         )
         .await;
-    let silent_id = silent["id"].as_str().unwrap();
-    app.until(
-        "the decision on Kasun's reply",
-        Duration::from_secs(10),
-        async || {
-            let (_, message) = app.get(&format!("/api/v1/messages/{silent_id}")).await;
-            message["status"] == "skipped"
-        },
-    )
-    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let field = &refused["error"]["details"]["fields"][0];
+    assert_eq!(field["field"], "body", "{refused}");
+    let reason = field["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("24-hour window") && reason.contains("approved template"),
+        "{reason}"
+    );
 
     let (status, page) = app
         .get(&format!("/api/v1/messages?user=%2B{}", &AMAYA[1..]))
@@ -170,9 +168,14 @@ async fn replies_reach_twilio_and_show_their_history() {
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(items(&page).len(), 2);
     assert_eq!(items(&page)[0]["id"], templated["id"], "newest first");
-    let (_, page) = app.get("/api/v1/messages?status=skipped").await;
-    assert_eq!(items(&page).len(), 1);
-    assert_eq!(items(&page)[0]["user"], KASUN);
+    let (_, page) = app
+        .get(&format!("/api/v1/messages?user=%2B{}", &KASUN[1..]))
+        .await;
+    assert_eq!(
+        items(&page).len(),
+        0,
+        "nothing was queued for Kasun: {page}"
+    );
     let (_, page) = app
         .get("/api/v1/messages?campaign_id=0190f1c2-7a4b-7c3d-9e8f-0123456789ab")
         .await;
@@ -183,8 +186,8 @@ async fn replies_reach_twilio_and_show_their_history() {
 
     let (status, stats) = app.get("/api/v1/stats").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(stats["messages"], 3, "{stats}");
-    assert_eq!(stats["by_status"]["skipped"], 1);
+    assert_eq!(stats["messages"], 2, "{stats}");
+    assert_eq!(stats["by_status"]["skipped"], 0);
     assert_eq!(stats["inbound_messages"], 1);
     assert_eq!(stats["inbound_commands"], 0);
     assert_eq!(stats["opted_out_users"], 0);

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Message, MessageId, MessageStatus, PhoneNumber, TemplateId};
+use crate::orchestrate::policy;
 use crate::store::OutboxEntry;
 use crate::template::{CompiledTemplate, RenderContext};
 
@@ -25,7 +26,9 @@ pub enum ReplyContent {
 
 impl Engine {
     /// Queues a reply to `user` and answers the message (`pending` until the dispatcher takes
-    /// its decision). The user must exist; a template must render for them.
+    /// its decision). The user must exist; a template must render for them; free text is
+    /// refused at once when WhatsApp's 24-hour window is closed now (it could only be
+    /// skipped), with what to send instead.
     pub async fn send_reply(
         &self,
         user: &PhoneNumber,
@@ -51,6 +54,21 @@ impl Engine {
                     return Err(EngineError::invalid(
                         "body",
                         format!("must be at most {MAX_BODY_CHARS} characters"),
+                    ));
+                }
+                let now = self.clock.now();
+                if policy::whatsapp_window(recipient.last_inbound_at, false, now).is_err() {
+                    let last = recipient.last_inbound_at.map_or_else(
+                        || "has never written in".to_owned(),
+                        |at| format!("last wrote at {}", at.to_rfc3339()),
+                    );
+                    return Err(EngineError::invalid(
+                        "body",
+                        format!(
+                            "outside WhatsApp's 24-hour window: {user} {last}, and free text \
+                             may be sent only within 24 hours of the user's last message; send \
+                             an approved template instead (template_id)"
+                        ),
                     ));
                 }
                 entry.body = text.to_owned();
