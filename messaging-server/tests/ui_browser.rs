@@ -156,6 +156,7 @@ async fn the_web_ui_works_in_a_real_browser() {
     a_template_preview_follows_what_is_typed(client, &app).await;
     a_segment_shows_how_many_users_match(client, &app).await;
     a_launched_campaign_is_watched_to_completion(client, &app).await;
+    a_reply_goes_out_from_the_inbound_page_and_the_window_is_explained(client, &app).await;
     the_settings_show_the_webhook_urls(client, &app).await;
     app.stop().await;
     the_ui_asks_for_the_api_token_and_then_works(client).await;
@@ -464,6 +465,70 @@ async fn a_launched_campaign_is_watched_to_completion(client: &Client, app: &Tes
         t == "Campaigns"
     })
     .await;
+}
+
+async fn a_reply_goes_out_from_the_inbound_page_and_the_window_is_explained(
+    client: &Client,
+    app: &TestApp,
+) {
+    // Amaya (from the sample upload) writes in over the webhook: her window opens.
+    let (status, _, _) = app
+        .post_form(
+            "/twilio/inbound",
+            &[
+                ("MessageSid", "SMui000000000000000000000000000001"),
+                ("From", "whatsapp:+94771234501"),
+                ("To", "whatsapp:+14155550100"),
+                ("Body", "where is my order?"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    client
+        .goto(&format!("{}/ui/inbound", app.base))
+        .await
+        .unwrap();
+    text_until(client, "main table", "the inbound list", |t| {
+        t.contains("where is my order?")
+    })
+    .await;
+    find(client, "main table a[href*='94771234501']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    type_into(client, "textarea[name=body]", "On its way!").await;
+    find(client, "main form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    text_until(client, ".conversation", "the reply in the thread", |t| {
+        t.contains("On its way!") && t.contains("where is my order?")
+    })
+    .await;
+    screenshot(client, "conversation").await;
+
+    // Kasun never wrote: free text is refused, and the page says what to do instead.
+    client
+        .goto(&format!("{}/ui/inbound/%2B94771234502", app.base))
+        .await
+        .unwrap();
+    type_into(client, "textarea[name=body]", "Hello?").await;
+    find(client, "main form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let said = text_until(client, "main form", "the window explained", |t| {
+        t.contains("24 hours") && t.contains("approved template")
+    })
+    .await;
+    assert!(
+        said.contains("24-hour window"),
+        "the API's own words: {said}"
+    );
 }
 
 async fn the_settings_show_the_webhook_urls(client: &Client, app: &TestApp) {
