@@ -10,14 +10,8 @@ use serde_json::{Value, json};
 
 async fn with_samples() -> TestEngine {
     let t = engine().await;
-    for (file, format) in [
-        ("users.csv", UserFileFormat::Csv),
-        ("users.json", UserFileFormat::Json),
-    ] {
-        t.engine
-            .ingest_users(open_sample(file), format, IngestSource::Api)
-            .await
-            .unwrap();
+    for file in ["users.csv", "users.json"] {
+        t.import_sample_users(file).await;
     }
     t
 }

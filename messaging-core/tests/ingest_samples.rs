@@ -25,16 +25,7 @@ fn counts(report: &IngestReport) -> [u64; 5] {
 #[tokio::test]
 async fn users_csv_sample_gives_a_correct_report_and_rows() {
     let t = engine().await;
-    let report = t
-        .engine
-        .ingest_users(
-            open_sample("users.csv"),
-            UserFileFormat::Csv,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap()
-        .report;
+    let report = t.import_sample_users("users.csv").await;
     assert_eq!(counts(&report), [16, 12, 0, 1, 3], "{report:#?}");
     let errors: Vec<_> = report
         .errors
@@ -81,39 +72,12 @@ async fn users_csv_sample_gives_a_correct_report_and_rows() {
 #[tokio::test]
 async fn reingesting_merges_instead_of_duplicating() {
     let t = engine().await;
-    let first = t
-        .engine
-        .ingest_users(
-            open_sample("users.csv"),
-            UserFileFormat::Csv,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap()
-        .report;
-    let again = t
-        .engine
-        .ingest_users(
-            open_sample("users.csv"),
-            UserFileFormat::Csv,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap()
-        .report;
+    let first = t.import_sample_users("users.csv").await;
+    let again = t.import_sample_users("users.csv").await;
     assert_eq!(counts(&again), [16, 0, 12, 1, 3]);
     assert_eq!(again.errors, first.errors);
 
-    let json = t
-        .engine
-        .ingest_users(
-            open_sample("users.json"),
-            UserFileFormat::Json,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap()
-        .report;
+    let json = t.import_sample_users("users.json").await;
     assert_eq!(counts(&json), [6, 4, 1, 0, 1], "{json:#?}");
     assert_eq!(
         (json.errors[0].line, json.errors[0].field.as_str()),
@@ -227,14 +191,7 @@ async fn a_file_without_a_phone_column_is_refused_with_its_columns() {
 #[tokio::test]
 async fn a_bad_row_never_loses_rows_stored_before() {
     let t = engine().await;
-    t.engine
-        .ingest_users(
-            open_sample("users.csv"),
-            UserFileFormat::Csv,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap();
+    t.import_sample_users("users.csv").await;
     // A structurally broken JSON file stops at its damage; what was stored stays.
     let broken = b"[{\"phone\": \"+94771234501\", \"name\": \"Renamed\"}, {\"phone\": ".to_vec();
     let result = t

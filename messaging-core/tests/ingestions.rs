@@ -15,14 +15,7 @@ use serde_json::{Value, json};
 
 async fn with_users() -> TestEngine {
     let t = engine().await;
-    t.engine
-        .ingest_users(
-            open_sample("users.csv"),
-            UserFileFormat::Csv,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap();
+    t.import_sample_users("users.csv").await;
     t
 }
 
@@ -57,14 +50,7 @@ async fn an_import_is_kept_with_its_source_counts_and_invalid_rows() {
         )
         .await
         .unwrap();
-    t.engine
-        .ingest_users(
-            open_sample("users.json"),
-            UserFileFormat::Json,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap();
+    t.import_sample_users("users.json").await;
 
     let listed = t
         .engine

@@ -6,29 +6,15 @@ use common::{TestEngine, engine, open_sample};
 use messaging_core::EngineError;
 use messaging_core::domain::{SegmentDraft, TemplateDraft};
 use messaging_core::engine::PreviewInput;
-use messaging_core::ingest::{IngestSource, UserFileFormat};
+use messaging_core::ingest::IngestSource;
 use messaging_core::segment::SegmentRule;
 use messaging_core::store::PageRequest;
 use serde_json::{Value, json};
 
 async fn with_samples() -> TestEngine {
     let t = engine().await;
-    t.engine
-        .ingest_users(
-            open_sample("users.csv"),
-            UserFileFormat::Csv,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap();
-    t.engine
-        .ingest_users(
-            open_sample("users.json"),
-            UserFileFormat::Json,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap();
+    t.import_sample_users("users.csv").await;
+    t.import_sample_users("users.json").await;
     t.engine
         .ingest_events(open_sample("events.jsonl"), IngestSource::Api)
         .await

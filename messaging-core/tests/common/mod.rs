@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use messaging_core::Engine;
 use messaging_core::clock::ManualClock;
+use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
 use messaging_core::store::sqlite::SqliteStore;
 use tempfile::TempDir;
 
@@ -48,4 +49,18 @@ pub fn sample(name: &str) -> PathBuf {
 
 pub fn open_sample(name: &str) -> std::fs::File {
     std::fs::File::open(sample(name)).unwrap()
+}
+
+impl TestEngine {
+    /// Imports the sample users file `name` (`users.csv`, `users.json`), as an API upload
+    /// would, and answers its report.
+    pub async fn import_sample_users(&self, name: &str) -> IngestReport {
+        let format = UserFileFormat::from_path(std::path::Path::new(name))
+            .expect("a sample named by its format");
+        self.engine
+            .ingest_users(open_sample(name), format, IngestSource::Api)
+            .await
+            .unwrap()
+            .report
+    }
 }
