@@ -150,12 +150,35 @@ pub trait UserStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<UpsertOutcome>, StoreError>;
 
-    /// Replaces one user whole (fields not given are cleared, attributes replaced).
+    /// Creates one user, `OPT_IN` unless `user` gives a consent, with their topics, and
+    /// answers them as stored. `None` when the phone is stored already; then nothing is
+    /// written. Whether the phone is taken is decided by the write itself, so of any number
+    /// of concurrent creates of one phone exactly one creates it.
+    async fn insert_user(
+        &self,
+        user: UserUpsert,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Merges into one stored user as [`upsert_users`](Self::upsert_users) does (given fields
+    /// replace stored ones, attributes merge key by key, topics are added) and answers them
+    /// as stored. `None` when no user has the phone; then nothing is written (a merge never
+    /// creates). The check and the write are one statement.
+    async fn update_user(
+        &self,
+        user: UserUpsert,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Creates or replaces one user whole, in one transaction: fields not given are cleared
+    /// and attributes replaced, but a consent not given keeps the stored one (a new user is
+    /// `OPT_IN`); subscriptions are kept and topics added. Answers the user as stored and
+    /// whether they were created.
     async fn replace_user(
         &self,
         user: UserUpsert,
         now: DateTime<Utc>,
-    ) -> Result<UpsertOutcome, StoreError>;
+    ) -> Result<(User, UpsertOutcome), StoreError>;
 
     /// One user, with their topics.
     async fn get_user(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError>;

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
+use rusqlite::{
+    CachedStatement, Connection, Row, Transaction, params, params_from_iter,
+    types::Value as SqlValue,
+};
 
 use super::connection::{BULK_ROWS, db_error};
 use super::{SqliteStore, corrupt, from_millis, millis};
@@ -16,7 +19,8 @@ use crate::domain::{
 use crate::store::{Page, PageRequest, StoreError, SubscriptionStore, UserQuery, UserStore};
 
 /// Creates a user; does nothing (zero rows changed) when the phone is already stored. Trying
-/// the insert first keeps the common case of an import, new users, to one cheap statement.
+/// the insert first keeps the common case of an import, new users, to one cheap statement;
+/// its row count is also how a create learns, in the same statement, that the phone is taken.
 const INSERT_USER: &str = "
     INSERT INTO users (phone, name, wa_id, consent_state, attributes, timezone, locale,
                        created_at, updated_at, revision)
@@ -36,11 +40,14 @@ const MERGE_USER: &str = "
         revision      = revision + 1
     WHERE phone = ?1";
 
-/// Replaces a stored user whole.
+/// Replaces a stored user whole, except consent: a consent not given keeps the stored one, so
+/// a replace never opts someone back in by leaving the field out (a new user is `OPT_IN`
+/// through [`INSERT_USER`]).
 const REPLACE_USER: &str = "
     UPDATE users SET
-        name = ?2, wa_id = ?3, consent_state = COALESCE(?4, 'OPT_IN'), attributes = jsonb(?5),
-        timezone = ?6, locale = ?7, updated_at = ?8, revision = revision + 1
+        name = ?2, wa_id = ?3, consent_state = COALESCE(?4, consent_state),
+        attributes = jsonb(?5), timezone = ?6, locale = ?7, updated_at = ?8,
+        revision = revision + 1
     WHERE phone = ?1";
 
 const SUBSCRIBE: &str = "
@@ -51,51 +58,111 @@ const SUBSCRIBE: &str = "
 pub(super) const USER_COLUMNS: &str = "u.phone, u.name, u.wa_id, u.consent_state, json(u.attributes), \
      u.timezone, u.locale, u.last_inbound_at, u.created_at, u.updated_at";
 
-/// Writes users (created with [`INSERT_USER`], else changed with `update`, a merge or a
-/// replace) and their topics, in the order `order` gives, in one transaction; answers what
-/// happened to each, in the order written.
-fn write_users(
+/// Runs one of the user statements ([`INSERT_USER`], [`MERGE_USER`], [`REPLACE_USER`]), which
+/// all bind the same parameters, for `user`; answers how many rows it changed.
+fn execute_user(
+    statement: &mut CachedStatement<'_>,
+    user: &UserUpsert,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let UserUpsert { phone, changes } = user;
+    statement
+        .execute(params![
+            phone.as_str(),
+            changes.name,
+            changes.wa_id,
+            changes.consent_state.map(Consent::as_str),
+            changes.attributes.as_json(),
+            changes.timezone.map(|tz| tz.name()),
+            changes.locale,
+            now,
+        ])
+        .map_err(db_error)
+}
+
+/// Subscribes a stored user to each of `topics` they do not follow yet, with `subscribe`
+/// (prepared from [`SUBSCRIBE`] once per transaction, not once per user).
+fn subscribe_all(
+    subscribe: &mut CachedStatement<'_>,
+    phone: &PhoneNumber,
+    topics: &[Topic],
+    now: i64,
+) -> Result<(), StoreError> {
+    for topic in topics {
+        subscribe
+            .execute(params![phone.as_str(), topic.as_str(), now])
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// One stored user with their topics, read on `conn` (inside a write's transaction, the user
+/// as that transaction left them).
+fn read_user(conn: &Connection, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.phone = ?");
+    let users = query_users(conn, &sql, vec![SqlValue::Text(phone.as_str().to_owned())])?;
+    Ok(users.into_iter().next())
+}
+
+/// Reads back the user a write just changed, in its transaction: they exist, so their absence
+/// means the database is not as written.
+fn written_user(conn: &Connection, phone: &PhoneNumber) -> Result<User, StoreError> {
+    read_user(conn, phone)?
+        .ok_or_else(|| StoreError::Corrupt(format!("user {phone} is missing right after a write")))
+}
+
+/// Runs `statement` ([`INSERT_USER`] or [`MERGE_USER`]) for one user in a transaction of its
+/// own and, when it changed a row, adds their topics and answers the user as written. `None`
+/// when it changed nothing (an insert found the phone taken, a merge found no such user), and
+/// then nothing is written: the statement itself is the check, so no other write can come
+/// between a check and the write.
+fn write_one(
     conn: &mut Connection,
+    statement: &str,
+    user: &UserUpsert,
+    now: i64,
+) -> Result<Option<User>, StoreError> {
+    let tx = conn.transaction().map_err(db_error)?;
+    {
+        let mut write = tx.prepare_cached(statement).map_err(db_error)?;
+        if execute_user(&mut write, user, now)? == 0 {
+            return Ok(None);
+        }
+        let mut subscribe = tx.prepare_cached(SUBSCRIBE).map_err(db_error)?;
+        subscribe_all(&mut subscribe, &user.phone, &user.changes.topics, now)?;
+    }
+    let written = written_user(&tx, &user.phone)?;
+    tx.commit().map_err(db_error)?;
+    Ok(Some(written))
+}
+
+/// Writes users (created with [`INSERT_USER`], else changed with `update`, a merge or a
+/// replace) and their topics, in the order `order` gives, in the transaction `tx`; answers
+/// what happened to each, in the order written.
+fn write_users(
+    tx: &Transaction<'_>,
     update: &str,
     users: &[UserUpsert],
     order: impl IntoIterator<Item = usize>,
     now: i64,
 ) -> Result<Vec<UpsertOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(users.len());
-    let tx = conn.transaction().map_err(db_error)?;
-    {
-        let mut insert = tx.prepare_cached(INSERT_USER).map_err(db_error)?;
-        let mut change = tx.prepare_cached(update).map_err(db_error)?;
-        let mut subscribe = tx.prepare_cached(SUBSCRIBE).map_err(db_error)?;
-        for index in order {
-            let UserUpsert { phone, changes } = &users[index];
-            let values = params![
-                phone.as_str(),
-                changes.name,
-                changes.wa_id,
-                changes.consent_state.map(Consent::as_str),
-                changes.attributes.as_json(),
-                changes.timezone.map(|tz| tz.name()),
-                changes.locale,
-                now,
-            ];
-            let inserted = insert.execute(values).map_err(db_error)? == 1;
-            if !inserted {
-                change.execute(values).map_err(db_error)?;
-            }
-            for topic in &changes.topics {
-                subscribe
-                    .execute(params![phone.as_str(), topic.as_str(), now])
-                    .map_err(db_error)?;
-            }
-            outcomes.push(if inserted {
-                UpsertOutcome::Inserted
-            } else {
-                UpsertOutcome::Updated
-            });
+    let mut insert = tx.prepare_cached(INSERT_USER).map_err(db_error)?;
+    let mut change = tx.prepare_cached(update).map_err(db_error)?;
+    let mut subscribe = tx.prepare_cached(SUBSCRIBE).map_err(db_error)?;
+    for index in order {
+        let user = &users[index];
+        let inserted = execute_user(&mut insert, user, now)? == 1;
+        if !inserted {
+            execute_user(&mut change, user, now)?;
         }
+        subscribe_all(&mut subscribe, &user.phone, &user.changes.topics, now)?;
+        outcomes.push(if inserted {
+            UpsertOutcome::Inserted
+        } else {
+            UpsertOutcome::Updated
+        });
     }
-    tx.commit().map_err(db_error)?;
     Ok(outcomes)
 }
 
@@ -289,7 +356,11 @@ impl UserStore for SqliteStore {
             let written = self
                 .db
                 .write_bulk(move |conn| {
-                    write_users(conn, MERGE_USER, &users, indices.iter().copied(), now)
+                    let tx = conn.transaction().map_err(db_error)?;
+                    let outcomes =
+                        write_users(&tx, MERGE_USER, &users, indices.iter().copied(), now)?;
+                    tx.commit().map_err(db_error)?;
+                    Ok(outcomes)
                 })
                 .await?;
             for (outcome, &index) in written.into_iter().zip(chunk) {
@@ -299,30 +370,49 @@ impl UserStore for SqliteStore {
         Ok(outcomes)
     }
 
+    async fn insert_user(
+        &self,
+        user: UserUpsert,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let now = millis(now);
+        self.db
+            .write(move |conn| write_one(conn, INSERT_USER, &user, now))
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        user: UserUpsert,
+        now: DateTime<Utc>,
+    ) -> Result<Option<User>, StoreError> {
+        let now = millis(now);
+        self.db
+            .write(move |conn| write_one(conn, MERGE_USER, &user, now))
+            .await
+    }
+
     async fn replace_user(
         &self,
         user: UserUpsert,
         now: DateTime<Utc>,
-    ) -> Result<UpsertOutcome, StoreError> {
+    ) -> Result<(User, UpsertOutcome), StoreError> {
         let now = millis(now);
         self.db
             .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
                 let outcomes =
-                    write_users(conn, REPLACE_USER, std::slice::from_ref(&user), [0], now)?;
-                Ok(outcomes[0])
+                    write_users(&tx, REPLACE_USER, std::slice::from_ref(&user), [0], now)?;
+                let replaced = written_user(&tx, &user.phone)?;
+                tx.commit().map_err(db_error)?;
+                Ok((replaced, outcomes[0]))
             })
             .await
     }
 
     async fn get_user(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
-        let phone = phone.as_str().to_owned();
-        self.db
-            .read(move |conn| {
-                let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.phone = ?");
-                let users = query_users(conn, &sql, vec![SqlValue::Text(phone)])?;
-                Ok(users.into_iter().next())
-            })
-            .await
+        let phone = phone.clone();
+        self.db.read(move |conn| read_user(conn, &phone)).await
     }
 
     async fn list_users(

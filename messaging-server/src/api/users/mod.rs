@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use messaging_core::domain::{
-    Consent, FieldError, PhoneError, PhoneNumber, TimeZone, Topic, UpsertOutcome, User, UserChanges,
+    Consent, FieldError, PhoneError, PhoneNumber, TimeZone, Topic, UpsertOutcome, UserChanges,
 };
 use messaging_core::store::{Page, PageRequest, UserQuery};
 use messaging_core::{Engine, EngineError};
@@ -150,15 +150,6 @@ impl Fields {
     }
 }
 
-/// The stored user with `phone`, or `None` when there is none.
-async fn find_user(engine: &Engine, phone: &PhoneNumber) -> Result<Option<User>, ApiError> {
-    match engine.get_user(phone).await {
-        Ok(user) => Ok(Some(user)),
-        Err(EngineError::NotFound { .. }) => Ok(None),
-        Err(error) => Err(error.into()),
-    }
-}
-
 /// One page of a short list the engine answers whole (a user's subscriptions, the topics),
 /// ordered by `key`, which is also the cursor; `q` keeps the items whose key contains it.
 fn page_of<T>(items: Vec<T>, key: fn(&T) -> &str, q: Option<&str>, page: &PageRequest) -> Page<T> {
@@ -219,13 +210,7 @@ impl UsersApi {
             locale: input.locale,
         }
         .into_changes()?;
-        if find_user(&self.engine, &phone).await?.is_some() {
-            return Err(EngineError::Conflict(format!(
-                "user {phone} exists already; change it with PUT or PATCH /users/{phone}"
-            ))
-            .into());
-        }
-        let (user, _) = self.engine.save_user(phone, changes).await?;
+        let user = self.engine.create_user(phone, changes).await?;
         Ok(UserCreated::Created(Json(user.into())))
     }
 
@@ -314,7 +299,7 @@ impl UsersApi {
         let phone = path_phone(&phone)?;
         let input = input.0;
         same_phone(&phone, input.phone.as_deref())?;
-        let mut changes = Fields {
+        let changes = Fields {
             name: input.name,
             wa_id: input.wa_id,
             consent_state: input.consent_state,
@@ -323,13 +308,6 @@ impl UsersApi {
             locale: input.locale,
         }
         .into_changes()?;
-        if changes.consent_state.is_none() {
-            // Replacing clears what is not given, and a cleared consent would be OPT_IN: an
-            // opted-out user must never be opted back in by a field left out.
-            changes.consent_state = find_user(&self.engine, &phone)
-                .await?
-                .map(|user| user.consent_state);
-        }
         let (user, outcome) = self.engine.replace_user(phone, changes).await?;
         Ok(match outcome {
             UpsertOutcome::Inserted => UserReplaced::Created(Json(user.into())),
@@ -362,9 +340,7 @@ impl UsersApi {
             locale: input.locale,
         }
         .into_changes()?;
-        // Merging into a phone nobody has would create a user: a PATCH only changes one.
-        self.engine.get_user(&phone).await?;
-        let (user, _) = self.engine.save_user(phone, changes).await?;
+        let user = self.engine.update_user(phone, changes).await?;
         Ok(Json(user.into()))
     }
 
