@@ -6,36 +6,21 @@
 //! set (then it fails: CI installs Chromium). `UI_SCREENSHOTS=docs/images` saves a PNG of
 //! each page visited into that folder.
 
+#[path = "common/browser.rs"]
+mod browser;
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use browser::Browser;
 use common::{Options, TestApp, spawn_app_with};
-use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use fantoccini::{Client, Locator, elements::Element};
 use serde_json::{Value, json};
 
-/// A chromedriver process and the browser session it drives.
-struct Browser {
-    client: Client,
-    driver: Child,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
 async fn start_browser() -> Option<Browser> {
-    if !on_path("chromedriver") {
+    let browser = browser::start_browser().await;
+    if browser.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "chromedriver is not installed (apt-get install chromium chromium-driver); CI needs it"
@@ -43,45 +28,8 @@ async fn start_browser() -> Option<Browser> {
         eprintln!(
             "skipped: chromedriver is not installed, so the web UI's browser tests did not run"
         );
-        return None;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let driver = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let mut chrome = json!({
-        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,900", "--lang=en-US"]
-    });
-    if Path::new("/usr/bin/chromium").exists() {
-        chrome["binary"] = json!("/usr/bin/chromium");
-    }
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert("goog:chromeOptions".into(), chrome);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let client = loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(client) => break client,
-            Err(error) if Instant::now() < deadline => {
-                let _ = error;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("cannot start a browser session: {error}"),
-        }
-    };
-    Some(Browser { client, driver })
+    browser
 }
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -156,6 +104,7 @@ async fn the_web_ui_works_in_a_real_browser() {
     a_template_preview_follows_what_is_typed(client, &app).await;
     a_segment_shows_how_many_users_match(client, &app).await;
     a_launched_campaign_is_watched_to_completion(client, &app).await;
+    a_paused_campaign_sends_nothing_until_resumed_and_then_each_recipient_once(client, &app).await;
     a_reply_goes_out_from_the_inbound_page_and_the_window_is_explained(client, &app).await;
     the_settings_show_the_webhook_urls(client, &app).await;
     app.stop().await;
@@ -465,6 +414,100 @@ async fn a_launched_campaign_is_watched_to_completion(client: &Client, app: &Tes
         t == "Campaigns"
     })
     .await;
+}
+
+/// Clicks the campaign page's `action` button and confirms it in the dialog.
+async fn act_on_campaign(client: &Client, action: &str) {
+    find(client, &format!("button[data-action={action}]"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    find(client, "dialog[open] button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn a_paused_campaign_sends_nothing_until_resumed_and_then_each_recipient_once(
+    client: &Client,
+    app: &TestApp,
+) {
+    let (_, templates) = app.get("/api/v1/templates").await;
+    let template = templates["items"][0]["id"].as_str().unwrap().to_owned();
+    // One message a second, so there is time to pause half-way.
+    let (status, campaign) = app
+        .post(
+            "/api/v1/campaigns",
+            &json!({"name": "slow dancers", "template_id": template, "topic": "DANCE",
+                    "rate_limit_per_second": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{campaign}");
+    let id = campaign["id"].as_str().unwrap().to_owned();
+    let stats_path = format!("/api/v1/campaigns/{id}/stats");
+    let finished = |stats: &Value| {
+        [
+            "sent",
+            "delivered",
+            "read",
+            "failed",
+            "undelivered",
+            "skipped",
+        ]
+        .iter()
+        .map(|s| stats["by_status"][*s].as_u64().unwrap_or(0))
+        .sum::<u64>()
+    };
+    client
+        .goto(&format!("{}/ui/campaigns/{id}", app.base))
+        .await
+        .unwrap();
+    act_on_campaign(client, "launch").await;
+    text_until(client, "#monitor", "the first message goes out", |t| {
+        t.contains("1 of") || t.contains("2 of")
+    })
+    .await;
+    act_on_campaign(client, "pause").await;
+    text_until(client, "main .badge", "the campaign shows as paused", |t| {
+        t.to_lowercase().contains("paused")
+    })
+    .await;
+    let (_, stats) = app.get(&stats_path).await;
+    let total = stats["messages"].as_u64().unwrap();
+    let at_pause = finished(&stats);
+    assert!(at_pause < total, "paused before the end: {stats}");
+    // Nothing more goes out while paused: at one a second, three seconds would send three.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, stats) = app.get(&stats_path).await;
+    assert!(
+        finished(&stats) <= at_pause + 1,
+        "at most the send in flight at the pause finished: {stats}"
+    );
+    act_on_campaign(client, "resume").await;
+    text_until(client, "#monitor", "the resumed campaign completes", |t| {
+        t.contains(&format!("{total} of {total} messages finished")) && t.contains("completed")
+    })
+    .await;
+    let (_, messages) = app
+        .get(&format!("/api/v1/messages?campaign_id={id}&limit=1000"))
+        .await;
+    let mut recipients: Vec<&str> = messages["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user"].as_str().unwrap())
+        .collect();
+    let sent = recipients.len();
+    recipients.sort_unstable();
+    recipients.dedup();
+    assert_eq!(sent as u64, total, "{messages}");
+    assert_eq!(
+        recipients.len(),
+        sent,
+        "one message per recipient: {messages}"
+    );
 }
 
 async fn a_reply_goes_out_from_the_inbound_page_and_the_window_is_explained(

@@ -121,11 +121,37 @@ export async function request(method, path, body, { headers = {} } = {}) {
   }
 }
 
-export const get = (path) => request('GET', path);
-export const post = (path, body) => request('POST', path, body ?? {});
-export const put = (path, body) => request('PUT', path, body);
-export const patch = (path, body) => request('PATCH', path, body);
-export const del = (path) => request('DELETE', path);
+// Calls in flight, so the router can tell when a page has everything it asked for (the
+// `data-loaded` mark the performance measurements read).
+let inflight = 0;
+let idle = [];
+
+function tracked(promise) {
+  inflight += 1;
+  const done = () => {
+    inflight -= 1;
+    // A call that starts another when it ends keeps the page busy: look again next task.
+    setTimeout(() => {
+      if (inflight === 0) for (const resolve of idle.splice(0)) resolve();
+    }, 0);
+  };
+  promise.then(done, done);
+  return promise;
+}
+
+/** Resolves once no API call is in flight. */
+export function whenIdle() {
+  return new Promise((resolve) => {
+    if (inflight === 0) setTimeout(() => (inflight === 0 ? resolve() : idle.push(resolve)), 0);
+    else idle.push(resolve);
+  });
+}
+
+export const get = (path) => tracked(request('GET', path));
+export const post = (path, body) => tracked(request('POST', path, body ?? {}));
+export const put = (path, body) => tracked(request('PUT', path, body));
+export const patch = (path, body) => tracked(request('PATCH', path, body));
+export const del = (path) => tracked(request('DELETE', path));
 
 /** A query string from an object, leaving out empty values. */
 export function query(params) {

@@ -3,6 +3,8 @@
 // A page module exports `render(main, params)` and may return a function that stops it
 // (timers, listeners) when the page is left.
 
+import { whenIdle } from './api.js';
+
 const ROUTES = [
   [/^\/ui\/?$/, 'dashboard'],
   [/^\/ui\/users\/?$/, 'users'],
@@ -44,6 +46,9 @@ function highlight(pathname) {
 /** Shows the page of the current URL. */
 export async function show() {
   const mine = ++generation;
+  const root = document.documentElement;
+  delete root.dataset.ready;
+  delete root.dataset.loaded;
   if (stop) { try { stop(); } catch { /* a page that failed to stop must not block the next */ } }
   stop = null;
   const { pathname, search } = window.location;
@@ -56,6 +61,15 @@ export async function show() {
   const context = { path: pathname, query: new URLSearchParams(search), isCurrent: () => mine === generation };
   stop = (await module.render(main, params, context)) || null;
   if (mine !== generation && stop) { stop(); stop = null; }
+  if (mine !== generation) return;
+  // Marks read by the browser tests and the page benchmark: `ready` once the page is drawn
+  // with its controls and main content, `loaded` once every call it made has answered.
+  root.dataset.ready = page;
+  performance.mark('ui-ready');
+  await whenIdle();
+  if (mine !== generation) return;
+  root.dataset.loaded = page;
+  performance.mark('ui-loaded');
 }
 
 /** Goes to `href` (a path under /ui/) as a new history entry, or replacing the current one. */
