@@ -16,6 +16,7 @@
 //! - [`orchestrate`]: the policy steps between the outbox and the provider.
 //! - [`provider`]: the [`provider::Provider`] port with the Twilio and sandbox adapters.
 //! - [`clock`]: the [`Clock`] port, so that time-based behaviour is testable.
+//! - [`startup`]: how every front end starts the engine: database, provider, dispatcher.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,6 +39,7 @@ pub mod memory;
 pub mod orchestrate;
 pub mod provider;
 pub mod segment;
+pub mod startup;
 pub mod store;
 pub mod template;
 

@@ -10,7 +10,6 @@ use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::{Data, Json};
 use poem::{Endpoint, EndpointExt, Route, Server, get, handler, http::StatusCode, post};
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api;
@@ -43,18 +42,13 @@ pub struct Running {
     pub finished: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Opens the database, binds `config.bind`, and serves and sends until `shutdown` completes.
-/// Tests start the real server this way on port 0.
+/// Binds `config.bind`, starts the engine the core's way ([`messaging_core::startup`]), and
+/// serves until `shutdown` completes. Tests start the real server this way on port 0.
 pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let engine = Engine::open(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))?;
-    // Fan-outs a previous run of the server did not finish (a crash, a kill) are completed
-    // by the dispatcher once it runs, beside the requests: stored work never keeps the server
-    // from listening.
+    // Listening first: a taken port is said before anything else starts.
     let acceptor = TcpListener::bind(config.bind.clone())
         .into_acceptor()
         .await
@@ -64,26 +58,24 @@ pub async fn start(
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .context("the listener has no address")?;
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
-    });
     let metrics = Arc::new(Metrics::default());
-    let provider = Arc::new(MeteredProvider::new(
-        sending::provider(&config, &engine)?,
-        metrics.clone(),
-    ));
-    let dispatcher = engine.dispatcher(provider, sending::dispatch_config(&config));
-    let dispatching = tokio::spawn(dispatcher.run(wait_for(stopped.clone())));
+    let counted = metrics.clone();
+    let running = sending::startup(&config)
+        .provider_layer(move |provider| Arc::new(MeteredProvider::new(provider, counted)))
+        .start(shutdown)
+        .await?;
+    let engine = running.engine().clone();
     let app = routes(&engine, &config, metrics);
     tracing::info!("listening on http://{address}");
+    let stopping = running.stopping();
     let finished = tokio::spawn(async move {
         let served = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(app, wait_for(stopped), None)
+            .run_with_graceful_shutdown(app, stopping, None)
             .await
             .context("the server failed");
-        let _ = dispatching.await;
+        // A server that failed stops the sending too.
+        running.stop();
+        running.finished().await;
         served
     });
     Ok(Running {
@@ -148,11 +140,6 @@ fn text(body: String, content_type: &'static str) -> impl poem::Endpoint<Output 
             .content_type(content_type)
             .body(body.clone())
     })
-}
-
-/// Completes when `stopped` turns true (or its sender is gone).
-async fn wait_for(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 #[handler]

@@ -1,23 +1,21 @@
-//! How this server sends: the provider its configuration names (Twilio, or the sandbox when
-//! no credentials are set) and the dispatcher's settings.
+//! How this server starts the engine: the provider its configuration names (Twilio, its
+//! status callbacks pointed at this server, or the sandbox when no credentials are set) and
+//! the dispatcher's settings, handed to the core's one start-up.
 
-use std::sync::Arc;
-
-use anyhow::Context;
-use messaging_core::Engine;
 use messaging_core::engine::DispatchConfig;
 use messaging_core::orchestrate::decide::Limits;
-use messaging_core::provider::{
-    Provider, SandboxConfig, SandboxProvider, TwilioConfig, TwilioProvider,
-};
-use tokio::sync::mpsc;
+use messaging_core::provider::TwilioConfig;
+use messaging_core::startup::{ProviderSettings, Startup};
 
 use crate::config::Config;
 
-/// Twilio with the configured credentials and sender, its status callbacks pointed at this
-/// server; or the sandbox, whose simulated statuses are fed to the engine exactly as the
-/// status webhook would.
-pub fn provider(config: &Config, engine: &Engine) -> anyhow::Result<Arc<dyn Provider>> {
+/// The engine's start-up for this configuration.
+pub fn startup(config: &Config) -> Startup {
+    Startup::new(config.database_url.clone(), provider(config)).dispatch(dispatch_config(config))
+}
+
+/// Twilio with the configured credentials and sender, or the sandbox.
+fn provider(config: &Config) -> ProviderSettings {
     match &config.twilio {
         Some(twilio) => {
             let mut settings = TwilioConfig::new(
@@ -27,18 +25,9 @@ pub fn provider(config: &Config, engine: &Engine) -> anyhow::Result<Arc<dyn Prov
             );
             settings.api_base = twilio.api_base.clone();
             settings.status_callback = Some(format!("{}/twilio/status", config.public_url));
-            let provider = TwilioProvider::new(settings).context("cannot set up Twilio")?;
-            Ok(Arc::new(provider))
+            ProviderSettings::Twilio(settings)
         }
-        None => {
-            let (statuses, received) = mpsc::channel(1_024);
-            let engine = engine.clone();
-            tokio::spawn(async move { engine.receive_statuses(received).await });
-            Ok(Arc::new(SandboxProvider::new(
-                SandboxConfig::default(),
-                statuses,
-            )))
-        }
+        None => ProviderSettings::sandbox(),
     }
 }
 
@@ -51,6 +40,11 @@ pub fn dispatch_config(config: &Config) -> DispatchConfig {
             daily_conversation_limit: config.daily_conversation_limit,
         },
         lease: std::time::Duration::from_secs(config.send_lease_seconds),
+        label: format!(
+            "messaging-server (pid {}, listening on {})",
+            std::process::id(),
+            config.bind
+        ),
         ..DispatchConfig::default()
     }
 }
