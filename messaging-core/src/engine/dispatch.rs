@@ -38,6 +38,7 @@ use crate::orchestrate::retry::RetryPolicy;
 use crate::orchestrate::status_check::StatusCheckPolicy;
 use crate::provider::{Lookup, OutboundMessage, Provider};
 use crate::store::{ClaimRequest, Disposition, DueMessage, SendOutcome, UnresolvedSend};
+use sender_lease::SenderLeaseKeeper;
 use status_checks::{StatusCheckReport, StatusChecks};
 
 /// How the dispatcher works.
@@ -60,13 +61,20 @@ pub struct DispatchConfig {
     pub idle_wait: Duration,
     /// When messages whose final status never came are asked about at the provider.
     pub status_checks: StatusCheckPolicy,
+    /// The term of the database's sending lease: one dispatcher sends from a database at a
+    /// time; another process on the same database waits, and takes over within this long
+    /// after this one stops or dies (at once when it stops cleanly).
+    pub sender_lease: Duration,
+    /// Who this dispatcher is, in words, for the logs of other processes that find the
+    /// sending lease held (`messaging-server pid 4242 on host`).
+    pub label: String,
 }
 
 impl Default for DispatchConfig {
     /// 80 messages a second (Twilio's WhatsApp default), no frequency cap or conversation
     /// limit, the default retries, two-minute leases, rounds of at most 1,000 messages, 128
     /// sends in flight, a quarter of a second between looks when idle, the default status
-    /// checks.
+    /// checks, a sending lease of 15 s.
     fn default() -> Self {
         Self {
             send_rate_per_second: 80.0,
@@ -77,6 +85,8 @@ impl Default for DispatchConfig {
             max_in_flight: 128,
             idle_wait: Duration::from_millis(250),
             status_checks: StatusCheckPolicy::default(),
+            sender_lease: Duration::from_secs(15),
+            label: format!("pid {}", std::process::id()),
         }
     }
 }
@@ -108,6 +118,7 @@ pub struct Dispatcher {
     outcomes: mpsc::Sender<ToWriter>,
     rng: Arc<Mutex<fastrand::Rng>>,
     status_checks: StatusChecks,
+    sender_lease: SenderLeaseKeeper,
 }
 
 impl Engine {
@@ -119,6 +130,11 @@ impl Engine {
         Dispatcher {
             engine: self.clone(),
             status_checks: StatusChecks::new(self.clone(), provider.clone(), config.status_checks),
+            sender_lease: SenderLeaseKeeper::new(
+                self.clone(),
+                config.label.clone(),
+                config.sender_lease,
+            ),
             provider,
             rates: SendRates::new(config.send_rate_per_second),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
@@ -179,6 +195,19 @@ impl Dispatcher {
             "dispatcher started"
         );
         loop {
+            // Only the holder of the database's sending lease sends, supervises and completes
+            // runs; another process waits for it to stop.
+            let holding = self.sender_lease.hold().await.unwrap_or_else(|error| {
+                tracing::error!(%error, "could not renew the sending lease");
+                self.sender_lease.may_send()
+            });
+            if !holding {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
             let now = self.engine.clock.now();
             if supervised_at.is_none_or(|at| now - at >= chrono::Duration::seconds(1)) {
                 supervised_at = Some(now);
@@ -233,6 +262,7 @@ impl Dispatcher {
         }
         tracing::info!("dispatcher stopping: waiting for the sends in flight");
         self.drain().await;
+        self.sender_lease.release().await;
         tracing::info!("dispatcher stopped");
     }
 
@@ -409,6 +439,11 @@ impl Dispatcher {
         if chunk.is_empty() {
             return Ok(0);
         }
+        if !self.sender_lease.may_send() {
+            // The lease is running out: whoever takes it over sends these.
+            chunk.clear();
+            return Ok(0);
+        }
         let now = self.engine.clock.now();
         let ids = chunk.iter().map(|(m, _, _)| m.id).collect();
         let marked = self
@@ -555,6 +590,7 @@ fn unresolved_outcome(
     }
 }
 
+mod sender_lease;
 pub mod status_checks;
 #[cfg(test)]
 mod tests;

@@ -157,6 +157,20 @@ pub enum NextCheck {
     GiveUp(AuditDecision),
 }
 
+/// Who holds a database's sending lease: one dispatcher sends from a database at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderLease {
+    /// The holder's id (unique to one dispatcher of one process).
+    pub holder: String,
+    /// Who the holder is, in words (program, process id, host), for other processes' logs.
+    pub label: String,
+    /// When the lease runs out unless renewed.
+    pub until: DateTime<Utc>,
+    /// Whether this call took the lease (it was free, released or expired) rather than
+    /// renewing it or finding it held by another.
+    pub taken: bool,
+}
+
 /// The dispatcher's storage.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -247,6 +261,30 @@ pub trait DispatchStore: Send + Sync {
     /// Messages of a campaign that still wait for a decision or a send (pending, queued,
     /// deferred, sending).
     async fn count_unsent(&self, campaign: CampaignId) -> Result<u64, StoreError>;
+
+    /// Takes or renews the sending lease for `holder` until `until` when it is free, was
+    /// released, ran out by `now`, or is `holder`'s already; answers the lease as it stands
+    /// afterwards (another holder's when it is theirs).
+    async fn take_sender_lease(
+        &self,
+        holder: &str,
+        label: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<SenderLease, StoreError>;
+
+    /// Gives the sending lease up, when `holder` has it, so another process takes it at once.
+    async fn release_sender_lease(&self, holder: &str) -> Result<(), StoreError>;
+
+    /// Ends the leases of messages claimed by dispatchers that stopped: messages waiting to be
+    /// sent are claimable at once, and messages left `sending` are looked up at the provider
+    /// from `look_up_from` (when no send of theirs can still be in flight). Answers how many
+    /// messages were released.
+    async fn release_claims(
+        &self,
+        now: DateTime<Utc>,
+        look_up_from: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// Writes a reply (a message to one user outside any campaign), due at once.
     async fn insert_reply(&self, entry: OutboxEntry, now: DateTime<Utc>) -> Result<(), StoreError>;

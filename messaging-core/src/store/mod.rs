@@ -10,7 +10,7 @@ pub mod sqlite;
 
 pub use dispatch::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, RecipientFacts,
-    SendOutcome, UnresolvedSend,
+    SendOutcome, SenderLease, UnresolvedSend,
 };
 
 use std::collections::BTreeMap;
@@ -111,7 +111,8 @@ pub struct Page<T> {
 /// Filters for listing users.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserQuery {
-    /// Free text matched against phone, name and attribute values.
+    /// Free text matched against phone, name and attribute values; a number (four or more
+    /// digits, with a leading `+` matched as a prefix) is matched against phones only.
     pub q: Option<String>,
     /// Only users with this consent state.
     pub consent: Option<Consent>,

@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::store::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, OutboxEntry,
-    RecipientFacts, SendOutcome, StoreError, UnresolvedSend,
+    RecipientFacts, SendOutcome, SenderLease, StoreError, UnresolvedSend,
 };
 
 /// Statuses of a message that went, or is going, to the recipient: what the frequency cap
@@ -433,6 +433,98 @@ impl DispatchStore for SqliteStore {
                     record_outcome(&tx, *id, outcome, millis(now))?;
                 }
                 tx.commit().map_err(db_error)
+            })
+            .await
+    }
+
+    async fn take_sender_lease(
+        &self,
+        holder: &str,
+        label: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<SenderLease, StoreError> {
+        let (holder, label) = (holder.to_owned(), label.to_owned());
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let before: Option<(String, i64)> = tx
+                    .query_row(
+                        "SELECT holder, until FROM sender_lease WHERE id = 1",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(db_error)?;
+                let ours = before.as_ref().is_some_and(|(h, _)| *h == holder);
+                let free = before.as_ref().is_none_or(|(_, u)| *u <= millis(now));
+                if ours || free {
+                    tx.execute(
+                        "INSERT INTO sender_lease (id, holder, label, until) VALUES (1, ?1, ?2, ?3)
+                         ON CONFLICT (id) DO UPDATE SET holder = ?1, label = ?2, until = ?3",
+                        params![holder, label, millis(until)],
+                    )
+                    .map_err(db_error)?;
+                }
+                let lease = tx
+                    .query_row(
+                        "SELECT holder, label, until FROM sender_lease WHERE id = 1",
+                        [],
+                        |r| {
+                            Ok(SenderLease {
+                                holder: r.get(0)?,
+                                label: r.get(1)?,
+                                until: from_millis(r.get(2)?),
+                                taken: !ours && free,
+                            })
+                        },
+                    )
+                    .map_err(db_error)?;
+                tx.commit().map_err(db_error)?;
+                Ok(lease)
+            })
+            .await
+    }
+
+    async fn release_sender_lease(&self, holder: &str) -> Result<(), StoreError> {
+        let holder = holder.to_owned();
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE sender_lease SET until = 0 WHERE id = 1 AND holder = ?",
+                    [holder],
+                )
+                .map_err(db_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn release_claims(
+        &self,
+        now: DateTime<Utc>,
+        look_up_from: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.db
+            .write(move |conn| {
+                let tx = conn.transaction().map_err(db_error)?;
+                let waiting = tx
+                    .execute(
+                        "UPDATE messages SET lease_until = NULL
+                         WHERE status IN ('pending', 'queued', 'deferred')
+                             AND lease_until > ?",
+                        [millis(now)],
+                    )
+                    .map_err(db_error)?;
+                let sending = tx
+                    .execute(
+                        "UPDATE messages SET lease_until = ?1
+                         WHERE status = 'sending' AND lease_until > ?1",
+                        [millis(look_up_from)],
+                    )
+                    .map_err(db_error)?;
+                tx.commit().map_err(db_error)?;
+                Ok((waiting + sending) as u64)
             })
             .await
     }

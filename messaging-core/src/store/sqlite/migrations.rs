@@ -297,6 +297,21 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX message_log_by_time ON message_log (at, status);
     "#,
+    // 12: the sending lease: the one dispatcher that sends from this database (a server and
+    // a desktop app opened on one file never send together), renewed while it runs.
+    r#"
+    CREATE TABLE sender_lease (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        holder      TEXT NOT NULL,
+        label       TEXT NOT NULL,
+        until       INTEGER NOT NULL
+    );
+    "#,
+    // 13: opted-out users, counted by the dashboard and listed by the consent filter
+    // without reading every user (a tenth of them, typically).
+    r#"
+    CREATE INDEX users_opted_out ON users (phone) WHERE consent_state = 'OPT_OUT';
+    "#,
 ];
 
 /// How many migrations this build knows.

@@ -1,0 +1,133 @@
+//! The sending lease: one dispatcher sends from a database at a time.
+//!
+//! A server and a desktop app opened on the same SQLite file, or a server restarted while the
+//! old process is still stopping, must not send together: each would keep its own rate, so the
+//! sender's ceiling would be exceeded, and a message claimed by one could be looked up and sent
+//! again by the other. So the dispatcher holds a lease on the database's sending, renewed every
+//! third of its term while it runs; a process that finds it held by another serves everything
+//! else (the API, webhooks, imports) and takes over when the lease runs out.
+//!
+//! When a dispatcher takes the lease, every message lease left by dispatchers that stopped is
+//! ended ([`DispatchStore::release_claims`](crate::store::DispatchStore::release_claims)):
+//! waiting messages are claimable at once, and messages left `sending` are looked up at the
+//! provider one term later. A holder stops starting sends when its lease is close to running
+//! out (it could not renew: the database was locked, the process stalled), and each send
+//! answers within the provider's timeout, so by then no send of the previous holder can
+//! still be in flight: a restart or a takeover resumes within one term, never sending twice.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::{Engine, EngineError};
+
+/// Keeps this dispatcher's sending lease (see the module docs).
+pub(super) struct SenderLeaseKeeper {
+    engine: Engine,
+    id: String,
+    label: String,
+    term: chrono::Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Until when this dispatcher holds the lease, as last renewed; `None` when it does not.
+    held_until: Option<DateTime<Utc>>,
+    renewed_at: Option<DateTime<Utc>>,
+    /// The other holder last reported, so the log says so once, not every round.
+    reported: Option<String>,
+    /// Whether the lease was ever asked for: a dispatcher driven round by round (tests) is
+    /// not kept by a lease.
+    managed: bool,
+}
+
+impl SenderLeaseKeeper {
+    pub(super) fn new(engine: Engine, label: String, term: Duration) -> Self {
+        Self {
+            id: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple()),
+            engine,
+            label,
+            term: chrono::Duration::from_std(term).unwrap_or(chrono::Duration::seconds(15)),
+            state: Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Renews the lease when a third of its term has passed, or tries to take it; answers
+    /// whether this dispatcher may send now. Taking it ends the claims of the dispatchers that
+    /// stopped.
+    pub(super) async fn hold(&self) -> Result<bool, EngineError> {
+        let now = self.engine.clock.now();
+        {
+            let mut state = self.state();
+            state.managed = true;
+            if state.held_until.is_some()
+                && state.renewed_at.is_some_and(|at| now - at < self.term / 3)
+            {
+                return Ok(true);
+            }
+        }
+        let lease = self
+            .engine
+            .store
+            .take_sender_lease(&self.id, &self.label, now, now + self.term)
+            .await?;
+        let ours = lease.holder == self.id;
+        if ours && lease.taken {
+            let released = self
+                .engine
+                .store
+                .release_claims(now, now + self.term)
+                .await?;
+            tracing::info!(
+                released,
+                "took the sending lease of this database; claims of earlier dispatchers ended"
+            );
+        }
+        let mut state = self.state();
+        if ours {
+            state.held_until = Some(lease.until);
+            state.renewed_at = Some(now);
+            state.reported = None;
+        } else {
+            if state.held_until.take().is_some() {
+                tracing::warn!(holder = %lease.label, "lost the sending lease of this database");
+            }
+            if state.reported.as_deref() != Some(lease.holder.as_str()) {
+                tracing::warn!(
+                    holder = %lease.label,
+                    until = %lease.until,
+                    "another process is sending from this database; this one sends when it stops"
+                );
+                state.reported = Some(lease.holder.clone());
+            }
+        }
+        Ok(ours)
+    }
+
+    /// Whether sends may start now: the lease is held and not close to running out (the last
+    /// fifth of its term is kept for sends already started to answer).
+    pub(super) fn may_send(&self) -> bool {
+        let state = self.state();
+        if !state.managed {
+            return true;
+        }
+        state
+            .held_until
+            .is_some_and(|until| self.engine.clock.now() < until - self.term / 5)
+    }
+
+    /// Gives the lease up (the dispatcher stopped and its sends answered), so another
+    /// process sends at once.
+    pub(super) async fn release(&self) {
+        let held = self.state().held_until.take().is_some();
+        if held && let Err(error) = self.engine.store.release_sender_lease(&self.id).await {
+            tracing::warn!(%error, "could not give up the sending lease; it runs out by itself");
+        }
+    }
+}
