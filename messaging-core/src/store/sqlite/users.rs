@@ -330,6 +330,45 @@ pub(super) fn text_search(column: &str) -> String {
     format!("instr(lower({column}), ?) > 0")
 }
 
+/// How a search that looks like a phone number is answered.
+#[derive(Debug, PartialEq, Eq)]
+enum PhoneSearch {
+    /// `+94 77…`: phones from the first to before the second (a range of the phone index).
+    Prefix(String, String),
+    /// `0771234`: phones holding these digits.
+    Digits(String),
+}
+
+/// A search of four or more digits, with at most a leading `+` and the spaces, dashes, dots
+/// and parentheses people write numbers with, is a search of phones only; anything else is
+/// a free-text search.
+fn phone_search(q: &str) -> Option<PhoneSearch> {
+    let (plus, rest) = match q.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, q),
+    };
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'))
+    {
+        return None;
+    }
+    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 4 {
+        return None;
+    }
+    if !plus {
+        return Some(PhoneSearch::Digits(digits));
+    }
+    let low = format!("+{digits}");
+    // Every phone that starts with `low` sorts below `low` with its last digit one higher
+    // (`9` becomes `:`, the character after it).
+    let mut high = low.clone();
+    let last = high.pop().map_or('0', |c| char::from(c as u8 + 1));
+    high.push(last);
+    Some(PhoneSearch::Prefix(low, high))
+}
+
 /// The parameter of a [`text_search`] condition.
 pub(super) fn search_text(q: &str) -> SqlValue {
     SqlValue::Text(q.to_ascii_lowercase())
@@ -442,12 +481,25 @@ impl UserStore for SqliteStore {
                     params.push(SqlValue::Text(topic.as_str().into()));
                 }
                 if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-                    let any: Vec<String> = ["u.phone", "u.name", "json(u.attributes)"]
-                        .iter()
-                        .map(|column| text_search(column))
-                        .collect();
-                    conditions.push(format!("({})", any.join(" OR ")));
-                    params.extend((0..any.len()).map(|_| search_text(q)));
+                    match phone_search(q) {
+                        // A number: the phone index answers, without reading every user.
+                        Some(PhoneSearch::Prefix(low, high)) => {
+                            conditions.push("u.phone >= ? AND u.phone < ?".into());
+                            params.extend([SqlValue::Text(low), SqlValue::Text(high)]);
+                        }
+                        Some(PhoneSearch::Digits(digits)) => {
+                            conditions.push("instr(u.phone, ?) > 0".into());
+                            params.push(SqlValue::Text(digits));
+                        }
+                        None => {
+                            let any: Vec<String> = ["u.phone", "u.name", "json(u.attributes)"]
+                                .iter()
+                                .map(|column| text_search(column))
+                                .collect();
+                            conditions.push(format!("({})", any.join(" OR ")));
+                            params.extend((0..any.len()).map(|_| search_text(q)));
+                        }
+                    }
                 }
                 let mut sql = format!("SELECT {USER_COLUMNS} FROM users u");
                 if !conditions.is_empty() {
@@ -571,5 +623,29 @@ impl SubscriptionStore for SqliteStore {
                 .collect()
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod phone_search_tests {
+    use super::{PhoneSearch, phone_search};
+
+    #[test]
+    fn numbers_search_phones_and_words_search_everything() {
+        assert_eq!(
+            phone_search("+94 77-1234"),
+            Some(PhoneSearch::Prefix("+94771234".into(), "+94771235".into()))
+        );
+        assert_eq!(
+            phone_search("+9479"),
+            Some(PhoneSearch::Prefix("+9479".into(), "+947:".into()))
+        );
+        assert_eq!(
+            phone_search("(077) 123"),
+            Some(PhoneSearch::Digits("077123".into()))
+        );
+        assert_eq!(phone_search("50"), None, "too short to be a number");
+        assert_eq!(phone_search("User 4242"), None);
+        assert_eq!(phone_search("+"), None);
     }
 }

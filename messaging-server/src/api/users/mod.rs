@@ -229,7 +229,9 @@ impl UsersApi {
         cursor: Query<Option<String>>,
         /// Skip this many (when no cursor is given).
         offset: Query<Option<u64>>,
-        /// Free text matched against the phone, the name and attribute values.
+        /// Free text matched against the phone, the name and attribute values. A number (four
+        /// or more digits, with the spaces and dashes people write) matches phones only:
+        /// `+9477` those starting with it, `1234` those holding those digits.
         #[oai(validator(max_length = 200))]
         q: Query<Option<String>>,
         /// Only users with this consent state: `OPT_IN` or `OPT_OUT`.
