@@ -1,26 +1,31 @@
-//! `messaging-desktop`: the desktop front end, driving the same engine on a local SQLite file.
-//!
-//! The windowed interface is built in its own piece of work; until then this binary opens the
-//! local database (creating and migrating it) and prints what it holds, so the crate already
-//! exercises the engine the way the desktop app will.
+//! Starts the desktop app: a Tokio runtime for the engine, and the window.
 
-use anyhow::Context;
-use messaging_core::Engine;
+use messaging_desktop::app::DesktopApp;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     messaging_core::memory::tune_allocator();
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite://messaging.db".into());
-    let engine = Engine::open(&url)
-        .await
-        .with_context(|| format!("cannot open {url}"))?;
-    println!("database: {url}");
-    println!("users:    {}", engine.count_users().await?);
-    for topic in engine.topics().await? {
-        println!(
-            "topic {:<20} {} subscriber(s)",
-            topic.topic, topic.subscribers
-        );
-    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    let options = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_title("Messaging")
+            .with_inner_size([1180.0, 760.0])
+            .with_min_inner_size([720.0, 480.0]),
+        ..eframe::NativeOptions::default()
+    };
+    eframe::run_native(
+        "messaging-desktop",
+        options,
+        Box::new(move |cc| Ok(Box::new(DesktopApp::from_creation(cc, handle)))),
+    )
+    .map_err(|error| anyhow::anyhow!("the window could not open: {error}"))?;
+    drop(runtime);
     Ok(())
 }

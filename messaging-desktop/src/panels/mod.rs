@@ -1,0 +1,140 @@
+//! The app's panels, one file each, and what they share: the state of every panel in one
+//! struct ([`Panels`]), status colours, and how an engine error is shown.
+
+pub mod dashboard;
+pub mod settings;
+pub mod users;
+
+use eframe::egui::{self, Color32, RichText};
+use messaging_core::EngineError;
+use messaging_core::domain::MessageStatus;
+use messaging_core::startup::RunningEngine;
+
+/// Which panel is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Panel {
+    /// Totals and the chart.
+    Dashboard,
+    /// Users, import, one user.
+    Users,
+    /// Database, provider, rates.
+    Settings,
+}
+
+impl Panel {
+    /// Every panel, in the order of the side bar.
+    pub const ALL: [Panel; 3] = [Panel::Dashboard, Panel::Users, Panel::Settings];
+
+    /// The panel's name in the side bar.
+    pub fn title(self) -> &'static str {
+        match self {
+            Panel::Dashboard => "Dashboard",
+            Panel::Users => "Users",
+            Panel::Settings => "Settings",
+        }
+    }
+}
+
+/// The state of every panel, and the engine once started.
+#[derive(Default)]
+pub struct Panels {
+    /// The dashboard's state.
+    pub dashboard: dashboard::Dashboard,
+    /// The users panel's state.
+    pub users: users::Users,
+    /// The settings panel's state.
+    pub settings: settings::SettingsPanel,
+    /// An engine that just started, for the app to take.
+    pub started: Option<RunningEngine>,
+    /// A panel to switch to (a link from one panel to another).
+    pub go_to: Option<Panel>,
+}
+
+/// The colour of a message status: green delivered and read, blue on its way, red failed,
+/// amber skipped or deferred.
+pub fn status_colour(status: MessageStatus, dark: bool) -> Color32 {
+    use MessageStatus::*;
+    match (status, dark) {
+        (Delivered | Read, true) => Color32::from_rgb(74, 222, 128),
+        (Delivered | Read, false) => Color32::from_rgb(22, 128, 61),
+        (Sent | Sending | Queued | Pending, true) => Color32::from_rgb(96, 165, 250),
+        (Sent | Sending | Queued | Pending, false) => Color32::from_rgb(29, 78, 216),
+        (Failed | Undelivered, true) => Color32::from_rgb(248, 113, 113),
+        (Failed | Undelivered, false) => Color32::from_rgb(185, 28, 28),
+        (_, true) => Color32::from_rgb(251, 191, 36),
+        (_, false) => Color32::from_rgb(161, 98, 7),
+    }
+}
+
+/// A message status as a coloured label.
+pub fn status_label(ui: &mut egui::Ui, status: MessageStatus) {
+    let colour = status_colour(status, ui.visuals().dark_mode);
+    ui.label(RichText::new(status.as_str()).color(colour).strong());
+}
+
+/// What an engine error says to a person, with every field it names.
+pub fn describe(error: &EngineError) -> String {
+    error.to_string()
+}
+
+/// An error, shown in red (nothing when there is none).
+pub fn error_line(ui: &mut egui::Ui, error: &Option<String>) {
+    if let Some(error) = error {
+        ui.colored_label(ui.visuals().error_fg_color, error);
+    }
+}
+
+/// A heading with the spacing every panel uses.
+pub fn heading(ui: &mut egui::Ui, text: &str) {
+    ui.add_space(4.0);
+    ui.heading(text);
+    ui.add_space(8.0);
+}
+
+/// A big number with its caption, as the dashboard's tiles.
+pub fn tile(ui: &mut egui::Ui, caption: &str, value: String, colour: Option<Color32>) {
+    // A size known before drawing lets a wrapping row start a new line instead of overflowing.
+    ui.allocate_ui(egui::vec2(150.0, 64.0), |ui| {
+        tile_frame(ui, caption, value, colour)
+    });
+}
+
+fn tile_frame(ui: &mut egui::Ui, caption: &str, value: String, colour: Option<Color32>) {
+    egui::Frame::group(ui.style())
+        .inner_margin(egui::Margin::symmetric(14, 10))
+        .show(ui, |ui| {
+            ui.set_min_width(120.0);
+            ui.vertical(|ui| {
+                ui.label(RichText::new(caption).small().weak());
+                let text = RichText::new(value).size(22.0).strong();
+                ui.label(match colour {
+                    Some(colour) => text.color(colour),
+                    None => text,
+                });
+            });
+        });
+}
+
+/// A count with thousands separators (`1,000,000`).
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(super::count(0), "0");
+        assert_eq!(super::count(999), "999");
+        assert_eq!(super::count(1_000), "1,000");
+        assert_eq!(super::count(1_234_567), "1,234,567");
+    }
+}
