@@ -1,8 +1,13 @@
 //! The app's panels, one file each, and what they share: the state of every panel in one
 //! struct ([`Panels`]), status colours, and how an engine error is shown.
 
+pub mod campaigns;
 pub mod dashboard;
+pub mod events;
+pub mod inbound;
+pub mod segments;
 pub mod settings;
+pub mod templates;
 pub mod users;
 
 use eframe::egui::{self, Color32, RichText};
@@ -17,19 +22,43 @@ pub enum Panel {
     Dashboard,
     /// Users, import, one user.
     Users,
+    /// Templates with live preview.
+    Templates,
+    /// Segments with live count.
+    Segments,
+    /// Campaigns: create, preview, launch, monitor.
+    Campaigns,
+    /// Trigger events.
+    Events,
+    /// Conversations and replies.
+    Inbound,
     /// Database, provider, rates.
     Settings,
 }
 
 impl Panel {
     /// Every panel, in the order of the side bar.
-    pub const ALL: [Panel; 3] = [Panel::Dashboard, Panel::Users, Panel::Settings];
+    pub const ALL: [Panel; 8] = [
+        Panel::Dashboard,
+        Panel::Users,
+        Panel::Templates,
+        Panel::Segments,
+        Panel::Campaigns,
+        Panel::Events,
+        Panel::Inbound,
+        Panel::Settings,
+    ];
 
     /// The panel's name in the side bar.
     pub fn title(self) -> &'static str {
         match self {
             Panel::Dashboard => "Dashboard",
             Panel::Users => "Users",
+            Panel::Templates => "Templates",
+            Panel::Segments => "Segments",
+            Panel::Campaigns => "Campaigns",
+            Panel::Events => "Events",
+            Panel::Inbound => "Inbound",
             Panel::Settings => "Settings",
         }
     }
@@ -42,6 +71,16 @@ pub struct Panels {
     pub dashboard: dashboard::Dashboard,
     /// The users panel's state.
     pub users: users::Users,
+    /// The templates panel's state.
+    pub templates: templates::Templates,
+    /// The segments panel's state.
+    pub segments: segments::Segments,
+    /// The campaigns panel's state.
+    pub campaigns: campaigns::Campaigns,
+    /// The events panel's state.
+    pub events: events::Events,
+    /// The inbound panel's state.
+    pub inbound: inbound::Inbound,
     /// The settings panel's state.
     pub settings: settings::SettingsPanel,
     /// An engine that just started, for the app to take.
