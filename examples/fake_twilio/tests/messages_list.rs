@@ -279,19 +279,25 @@ async fn date_sent_keeps_messages_sent_since_and_leaves_out_unsent_ones() {
         (messages[1].status == MessageStatus::Delivered).then_some(())
     })
     .await;
+    let two_days_ago = chrono::Utc::now() - chrono::TimeDelta::days(2);
     let earlier = InboundRequest {
         from: TO.into(),
         to: Some(FROM.into()),
-        body: "yesterday".into(),
-        date_sent: Some("Tue, 24 Nov 2026 21:17:41 +0000".into()),
+        body: "two days ago".into(),
+        date_sent: Some(two_days_ago.to_rfc2822()),
         ..InboundRequest::default()
     };
     twilio.receive_inbound(earlier).unwrap();
 
-    let since = "2026-11-25T00:00:00Z";
-    let page = get(&http, &twilio, &list_path(&twilio, &[("DateSent>", since)]))
-        .await
-        .json();
+    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let since = an_hour_ago.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let page = get(
+        &http,
+        &twilio,
+        &list_path(&twilio, &[("DateSent>", &since)]),
+    )
+    .await
+    .json();
     assert_eq!(bodies(&page), ["delivered"]);
     let sent = &page["messages"][0];
     assert_eq!(sent["status"], "delivered");
@@ -299,11 +305,14 @@ async fn date_sent_keeps_messages_sent_since_and_leaves_out_unsent_ones() {
     let until = get(
         &http,
         &twilio,
-        &list_path(&twilio, &[("DateSent<", "2026-11-24")]),
+        &list_path(
+            &twilio,
+            &[("DateSent<", &two_days_ago.format("%Y-%m-%d").to_string())],
+        ),
     )
     .await
     .json();
-    assert_eq!(bodies(&until), ["yesterday"]);
+    assert_eq!(bodies(&until), ["two days ago"]);
     let unreadable = get(
         &http,
         &twilio,
