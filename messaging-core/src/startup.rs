@@ -19,17 +19,21 @@
 //! the provider (Twilio, or the sandbox, whose simulated statuses are fed to the engine exactly
 //! as the status webhook would); starts the dispatcher, which also completes campaign runs a
 //! previous process left unfinished, launches scheduled campaigns, and asks the provider about
-//! statuses that never came. Nothing stored keeps `start` from answering: unfinished work is
-//! done beside the front end, never before it.
+//! statuses that never came; and, when asked for with [`Startup::poll_twilio`] and the
+//! provider is Twilio, polls Twilio's list of messages for statuses and inbound messages beside
+//! it (see [`crate::engine::Poller`]), for a machine Twilio's webhooks cannot reach. Nothing
+//! stored keeps `start` from answering: unfinished work is done beside the front end, never
+//! before it.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::engine::{DispatchConfig, Engine, EngineError};
+use crate::engine::{DispatchConfig, Engine, EngineError, PollConfig};
 use crate::provider::{
-    Provider, SandboxConfig, SandboxProvider, TwilioConfig, TwilioProvider, TwilioSetupError,
+    MessageHistory, Provider, SandboxConfig, SandboxProvider, TwilioConfig, TwilioProvider,
+    TwilioSetupError,
 };
 
 /// Which provider sends.
@@ -83,6 +87,7 @@ pub struct Startup {
     provider: ProviderSettings,
     dispatch: DispatchConfig,
     layer: Option<ProviderLayer>,
+    poll: Option<PollConfig>,
 }
 
 impl Startup {
@@ -94,12 +99,22 @@ impl Startup {
             provider,
             dispatch: DispatchConfig::default(),
             layer: None,
+            poll: None,
         }
     }
 
     /// Sends with these rates, limits and leases.
     pub fn dispatch(mut self, config: DispatchConfig) -> Self {
         self.dispatch = config;
+        self
+    }
+
+    /// With Twilio, also learns statuses and inbound messages by polling Twilio's list of
+    /// messages as `config` says, beside the webhooks (which are still taken when they come):
+    /// for a machine Twilio cannot reach. The sandbox reports its statuses itself; with it,
+    /// this changes nothing.
+    pub fn poll_twilio(mut self, config: PollConfig) -> Self {
+        self.poll = Some(config);
         self
     }
 
@@ -126,8 +141,15 @@ impl Startup {
                     source,
                 })?;
         let mode = self.provider.mode();
+        let mut history: Option<Arc<dyn MessageHistory>> = None;
         let provider: Arc<dyn Provider> = match self.provider {
-            ProviderSettings::Twilio(settings) => Arc::new(TwilioProvider::new(settings)?),
+            ProviderSettings::Twilio(settings) => {
+                // One provider for sends and polls: they share its connections and its limit
+                // of requests in flight.
+                let twilio = Arc::new(TwilioProvider::new(settings)?);
+                history = Some(twilio.clone());
+                twilio
+            }
             ProviderSettings::Sandbox(settings) => {
                 let (statuses, received) = mpsc::channel(1_024);
                 let feed = engine.clone();
@@ -147,24 +169,42 @@ impl Startup {
         });
         let dispatcher = engine.dispatcher(provider, self.dispatch);
         let finished = tokio::spawn(dispatcher.run(wait_for(stopped.clone())));
-        tracing::info!(provider = mode, "engine started");
+        let polling = match (self.poll, history) {
+            (Some(config), Some(history)) => {
+                let poller = engine.poller(history, config);
+                Some(tokio::spawn(poller.run(wait_for(stopped.clone()))))
+            }
+            (Some(_), None) => {
+                tracing::info!("the sandbox reports its own statuses: nothing to poll");
+                None
+            }
+            (None, _) => None,
+        };
+        tracing::info!(
+            provider = mode,
+            polling = polling.is_some(),
+            "engine started"
+        );
         Ok(RunningEngine {
             engine,
             mode,
             stop,
             stopped,
             finished,
+            polling,
         })
     }
 }
 
-/// A started engine: the [`Engine`] to call, and its background work (the dispatcher).
+/// A started engine: the [`Engine`] to call, and its background work (the dispatcher, and
+/// the poller when there is one).
 pub struct RunningEngine {
     engine: Engine,
     mode: &'static str,
     stop: watch::Sender<bool>,
     stopped: watch::Receiver<bool>,
     finished: JoinHandle<()>,
+    polling: Option<JoinHandle<()>>,
 }
 
 impl RunningEngine {
@@ -178,7 +218,12 @@ impl RunningEngine {
         self.mode
     }
 
-    /// Asks the background work to stop: no more claims; sends in flight finish.
+    /// Whether Twilio's list of messages is being polled (see [`Startup::poll_twilio`]).
+    pub fn is_polling(&self) -> bool {
+        self.polling.is_some()
+    }
+
+    /// Asks the background work to stop: no more claims or polls; sends in flight finish.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }
@@ -194,6 +239,11 @@ impl RunningEngine {
     pub async fn finished(self) {
         if let Err(error) = self.finished.await {
             tracing::error!(%error, "the dispatcher ended abnormally");
+        }
+        if let Some(polling) = self.polling
+            && let Err(error) = polling.await
+        {
+            tracing::error!(%error, "polling ended abnormally");
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct Config {
     /// `MAX_JSON_BODY_BYTES`: the largest JSON body of every other operation; larger ones
     /// answer 413 as soon as the limit is passed.
     pub max_json_body_bytes: u64,
+    /// `TWILIO_POLL_SECONDS`: when set, statuses and inbound messages are also read from
+    /// Twilio's list of messages this often (for a machine Twilio's webhooks cannot reach).
+    pub twilio_poll_seconds: Option<u64>,
 }
 
 /// The default body limit: 2 GiB, so a 1 GB upload goes through (it is streamed, never held
@@ -152,6 +155,7 @@ impl Config {
         if daily_conversation_limit == Some(0) || frequency_cap == Some(0) {
             bail!("DAILY_CONVERSATION_LIMIT and FREQUENCY_CAP_PER_24H must be above 0 when set");
         }
+        let twilio_poll_seconds = poll_seconds(var("TWILIO_POLL_SECONDS").as_deref())?;
         let bind = var("BIND").unwrap_or_else(|| DEFAULT_BIND.into());
         check_bind(&bind)?;
         let public_url = match var("PUBLIC_URL") {
@@ -171,12 +175,25 @@ impl Config {
             send_lease_seconds,
             max_body_bytes,
             max_json_body_bytes,
+            twilio_poll_seconds,
         })
     }
 
     /// Whether Twilio credentials are set (otherwise the sandbox provider is used).
     pub fn twilio_configured(&self) -> bool {
         self.twilio.is_some()
+    }
+}
+
+/// `TWILIO_POLL_SECONDS`, when set: a whole number of seconds above 0.
+fn poll_seconds(value: Option<&str>) -> anyhow::Result<Option<u64>> {
+    match value.map(|v| (v, v.parse::<u64>())) {
+        None => Ok(None),
+        Some((_, Ok(seconds))) if seconds > 0 => Ok(Some(seconds)),
+        Some((v, _)) => bail!(
+            "TWILIO_POLL_SECONDS={v:?} is not a whole number of seconds above 0 (how often to \
+             read Twilio's list of messages, e.g. 15; leave it unset for webhooks only)"
+        ),
     }
 }
 
@@ -285,6 +302,14 @@ impl fmt::Display for Config {
         writeln!(f, "SEND_LEASE_SECONDS={}", self.send_lease_seconds)?;
         writeln!(f, "MAX_BODY_BYTES={}", self.max_body_bytes)?;
         writeln!(f, "MAX_JSON_BODY_BYTES={}", self.max_json_body_bytes)?;
+        match (self.twilio_poll_seconds, &self.twilio) {
+            (None, _) => writeln!(f, "TWILIO_POLL_SECONDS=unset (webhooks only)")?,
+            (Some(seconds), Some(_)) => writeln!(f, "TWILIO_POLL_SECONDS={seconds}")?,
+            (Some(seconds), None) => writeln!(
+                f,
+                "TWILIO_POLL_SECONDS={seconds} (unused: the sandbox reports its own statuses)"
+            )?,
+        }
         write!(f, "API_TOKEN={}", secret(self.api_token.as_deref()))
     }
 }
@@ -352,6 +377,7 @@ mod tests {
             send_lease_seconds: 120,
             max_body_bytes: 1024,
             max_json_body_bytes: 512,
+            twilio_poll_seconds: Some(15),
         };
         let text = config.to_string();
         assert!(!text.contains("supersecret"));
@@ -360,5 +386,19 @@ mod tests {
         assert!(text.contains("one message every 3 s"), "{text}");
         assert!(text.contains("FREQUENCY_CAP_PER_24H=3"), "{text}");
         assert!(text.contains("MAX_JSON_BODY_BYTES=512"), "{text}");
+        assert!(text.contains("TWILIO_POLL_SECONDS=15"), "{text}");
+    }
+
+    #[test]
+    fn the_poll_interval_is_a_whole_number_of_seconds_above_zero() {
+        assert_eq!(poll_seconds(None).unwrap(), None);
+        assert_eq!(poll_seconds(Some("15")).unwrap(), Some(15));
+        for bad in ["0", "abc", "-5", "1.5"] {
+            let error = poll_seconds(Some(bad)).unwrap_err().to_string();
+            assert!(
+                error.starts_with(&format!("TWILIO_POLL_SECONDS=\"{bad}\"")),
+                "{bad}: {error}"
+            );
+        }
     }
 }

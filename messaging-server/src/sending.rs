@@ -1,8 +1,11 @@
 //! How this server starts the engine: the provider its configuration names (Twilio, its
-//! status callbacks pointed at this server, or the sandbox when no credentials are set) and
-//! the dispatcher's settings, handed to the core's one start-up.
+//! status callbacks pointed at this server, or the sandbox when no credentials are set), the
+//! dispatcher's settings, and polling Twilio when `TWILIO_POLL_SECONDS` is set, handed to the
+//! core's one start-up.
 
-use messaging_core::engine::DispatchConfig;
+use std::time::Duration;
+
+use messaging_core::engine::{DispatchConfig, PollConfig};
 use messaging_core::orchestrate::decide::Limits;
 use messaging_core::provider::TwilioConfig;
 use messaging_core::startup::{ProviderSettings, Startup};
@@ -11,7 +14,12 @@ use crate::config::Config;
 
 /// The engine's start-up for this configuration.
 pub fn startup(config: &Config) -> Startup {
-    Startup::new(config.database_url.clone(), provider(config)).dispatch(dispatch_config(config))
+    let startup = Startup::new(config.database_url.clone(), provider(config))
+        .dispatch(dispatch_config(config));
+    match config.twilio_poll_seconds {
+        Some(seconds) => startup.poll_twilio(PollConfig::every(Duration::from_secs(seconds))),
+        None => startup,
+    }
 }
 
 /// Twilio with the configured credentials and sender, or the sandbox.
@@ -39,7 +47,7 @@ pub fn dispatch_config(config: &Config) -> DispatchConfig {
             frequency_cap: config.frequency_cap,
             daily_conversation_limit: config.daily_conversation_limit,
         },
-        lease: std::time::Duration::from_secs(config.send_lease_seconds),
+        lease: Duration::from_secs(config.send_lease_seconds),
         label: format!(
             "messaging-server (pid {}, listening on {})",
             std::process::id(),

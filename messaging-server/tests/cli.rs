@@ -154,6 +154,27 @@ fn a_public_url_that_is_not_a_url_stops_the_server_with_its_name() {
     assert!(stderr.contains("PUBLIC_URL=\"ftp//x\""), "{stderr}");
 }
 
+#[test]
+fn a_poll_interval_that_is_not_a_positive_number_stops_the_server_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+    for bad in ["0", "abc"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_messaging-server"))
+            .arg("migrate")
+            .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("TWILIO_POLL_SECONDS", bad)
+            .output()
+            .expect("the binary runs");
+        assert!(!output.status.success(), "{bad} is refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("TWILIO_POLL_SECONDS=\"{bad}\"")),
+            "{bad}: {stderr}"
+        );
+    }
+    assert!(!db.exists(), "nothing was opened");
+}
+
 #[tokio::test]
 async fn a_cli_import_is_listed_with_its_file_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,12 +2,14 @@
 //! answer 403 and store nothing), TwiML answers with a confirmation for commands, repeats
 //! idempotent, and the seed's whole flow: an event → its campaign → the fake Twilio receives
 //! the rendered text → its signed status callbacks come back → the message shows delivered.
+//! With `TWILIO_POLL_SECONDS`, the same news comes without any webhook, by polling.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, spawn_app};
+use common::{Options, TestApp, spawn_app, spawn_app_with};
+use fake_twilio::{CallbackPlan, InboundRequest};
 use messaging_core::domain::{Consent, MessageStatus, PhoneNumber};
 use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::provider::twilio_signature;
@@ -257,5 +259,78 @@ async fn a_status_for_an_unknown_sid_is_kept_and_a_malformed_one_refused() {
         .await
         .unwrap();
     assert!(inbound.items.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_polling_inbound_messages_and_statuses_come_without_any_webhook() {
+    let app = spawn_app_with(Options {
+        twilio_poll_seconds: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let (_, settings) = app.get("/api/v1/settings").await;
+    assert_eq!(settings["twilio_poll_seconds"], 1);
+    // Twilio cannot reach this server: every status callback is lost.
+    app.twilio
+        .set_callback_plan(CallbackPlan {
+            dropped_share: 1.0,
+            ..CallbackPlan::default()
+        })
+        .unwrap();
+    let user = "+94771234567";
+    let writes = |body: &str| {
+        app.twilio
+            .receive_inbound(InboundRequest {
+                from: format!("whatsapp:{user}"),
+                to: Some(format!("whatsapp:{}", common::SENDER)),
+                body: body.into(),
+                ..InboundRequest::default()
+            })
+            .unwrap();
+    };
+    writes("START");
+    let phone = PhoneNumber::parse(user).unwrap();
+    app.until("the START polled", Duration::from_secs(15), async || {
+        app.engine
+            .get_user(&phone)
+            .await
+            .is_ok_and(|user| user.consent_state == Consent::OptIn)
+    })
+    .await;
+
+    // Its window is open: a free-text reply goes, and its delivery is polled too.
+    let (status, reply) = app
+        .post(
+            "/api/v1/messages",
+            &json!({ "user": user, "body": "On its way!" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reply}");
+    let path = format!("/api/v1/messages/{}", reply["id"].as_str().unwrap());
+    app.until("the delivery polled", Duration::from_secs(15), async || {
+        app.get(&path).await.1["status"] == "delivered"
+    })
+    .await;
+    assert!(
+        app.twilio.callbacks().iter().all(|c| !c.delivered),
+        "no status came by webhook"
+    );
+
+    writes("STOP");
+    app.until("the STOP polled", Duration::from_secs(15), async || {
+        app.engine.get_user(&phone).await.unwrap().consent_state == Consent::OptOut
+    })
+    .await;
+    let stored = app
+        .engine
+        .list_inbound(Some(phone.clone()), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.items.len(),
+        2,
+        "each message once, however often polled"
+    );
     app.stop().await;
 }

@@ -5,9 +5,10 @@
 //! validation → permanent errors of the recipient → acceptance (recorded, callbacks started)
 //! → the 201 answer, unless the connection is to be dropped. A list goes: latency → Basic auth
 //! → `list_server_error_share` → the page (see [`crate::list`]); it lists every accepted
-//! message, those whose answer was dropped included, and nothing that was refused. A fetch
+//! message, those whose answer was dropped included, and nothing that was refused, beside the
+//! messages users sent in. A fetch
 //! goes: latency → Basic auth → the message as it is now (its status moved on whether or not
-//! its callbacks got through), or 404.
+//! its callbacks got through; a message a user sent in as it arrived), or 404.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::callbacks::spawn_lifecycle;
 use crate::ledger::{AcceptedMessage, MessageStatus};
 use crate::list::{ListQuery, page_json};
 use crate::outbound::{Content, OutboundRequest, Sender, num_segments};
-use crate::resource::{message_json, new_message_sid, rfc2822_now};
+use crate::resource::{inbound_json, message_json, new_message_sid, rfc2822_now};
 use crate::state::{FakeState, Fate};
 use crate::twilio_error::TwilioError;
 
@@ -115,9 +116,16 @@ pub(crate) async fn list_messages(
         Ok(query) => query,
         Err(error) => return error.into_response(),
     };
-    // Filtered under the ledger's lock, so a busy fake copies only what the page can show.
-    let listed = state.ledger(|l| l.newest_first(|m| query.keeps(m)));
-    match page_json(&state.account_sid, &query, &listed) {
+    // Filtered and paged under the ledger's lock, so a busy fake copies only what the page
+    // shows.
+    let page = state.ledger(|l| {
+        page_json(
+            &state.account_sid,
+            &query,
+            &l.newest_first(|m| query.keeps(m)),
+        )
+    });
+    match page {
         Ok(page) => poem::web::Json(page).into_response(),
         Err(error) => error.into_response(),
     }
@@ -139,8 +147,13 @@ pub(crate) async fn fetch_message(
         return TwilioError::unauthenticated().into_response();
     }
     let sid = file.strip_suffix(".json").unwrap_or(&file);
-    match state.ledger(|l| l.message(sid)) {
-        Some(message) => poem::web::Json(message_json(&message)).into_response(),
+    let found = state.ledger(|l| {
+        l.message(sid)
+            .map(|message| message_json(&message))
+            .or_else(|| l.find_inbound(sid).map(inbound_json))
+    });
+    match found {
+        Some(resource) => poem::web::Json(resource).into_response(),
         None => TwilioError::not_found(request.uri().path()).into_response(),
     }
 }
@@ -226,6 +239,7 @@ fn accepted_message(
         error_code: None,
         date_created: now.clone(),
         date_updated: now,
+        date_sent: None,
         num_segments: num_segments(&outbound.to, &outbound.content),
         form: fields.into_iter().collect::<BTreeMap<_, _>>(),
         times_accepted: 1,

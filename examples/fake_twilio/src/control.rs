@@ -7,6 +7,8 @@
 //! | `GET /_fake/stats` | counters of every outcome of the Messages API |
 //! | `GET /_fake/config` | the current behaviour (`{"faults": ..., "callbacks": ...}`) |
 //! | `POST /_fake/config` | a JSON merge patch of the behaviour; answers the new one, or 400 |
+//! | `POST /_fake/inbound` | a message from a user to the sender (`{"from": "whatsapp:+…", "body": "STOP"}`, optionally `to`, `messaging_service_sid`, `date_sent`); answers 201 with its Message resource, or 400 |
+//! | `GET /_fake/inbound` | `{"inbound": [...]}`: every message users sent in |
 //! | `POST /_fake/reset` | forgets messages, callbacks and counters, restores the start behaviour |
 //!
 //! It needs no credentials: the fake only ever listens where its user put it.
@@ -18,6 +20,8 @@ use poem::web::{Data, Json};
 use poem::{IntoResponse, Response, handler};
 use serde_json::{Value, json};
 
+use crate::inbound::InboundRequest;
+use crate::resource::inbound_json;
 use crate::state::FakeState;
 
 #[handler]
@@ -53,6 +57,23 @@ pub(crate) fn patch_config(Data(state): Data<&Arc<FakeState>>, body: String) -> 
         }
         Err(error) => bad_request(error.to_string()),
     }
+}
+
+#[handler]
+pub(crate) fn receive_inbound(Data(state): Data<&Arc<FakeState>>, body: String) -> Response {
+    let request: InboundRequest = match serde_json::from_str(&body) {
+        Ok(request) => request,
+        Err(error) => return bad_request(format!("not an inbound message: {error}")),
+    };
+    match state.receive_inbound(request) {
+        Ok(message) => (StatusCode::CREATED, Json(inbound_json(&message))).into_response(),
+        Err(error) => bad_request(error.to_string()),
+    }
+}
+
+#[handler]
+pub(crate) fn list_inbound(Data(state): Data<&Arc<FakeState>>) -> Json<Value> {
+    Json(json!({ "inbound": state.ledger(|l| l.inbound()) }))
 }
 
 #[handler]

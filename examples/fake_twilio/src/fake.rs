@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Behaviour, CallbackPlan, ConfigError, FakeConfig, Faults};
 use crate::connection::SeverableAcceptor;
+use crate::inbound::{InboundError, InboundMessage, InboundRequest};
 use crate::ledger::{AcceptedMessage, CallbackRecord, Counters};
 use crate::resource::API_VERSION;
 use crate::state::FakeState;
@@ -74,6 +75,10 @@ impl FakeTwilio {
             .at("/_fake/messages", get(control::list_messages))
             .at("/_fake/callbacks", get(control::list_callbacks))
             .at("/_fake/stats", get(control::stats))
+            .at(
+                "/_fake/inbound",
+                get(control::list_inbound).post(control::receive_inbound),
+            )
             .at(
                 "/_fake/config",
                 get(control::get_config).post(control::patch_config),
@@ -140,6 +145,18 @@ impl FakeTwilio {
     /// Every status callback posted so far, in the order they finished.
     pub fn callbacks(&self) -> Vec<CallbackRecord> {
         self.state.ledger(|l| l.callbacks())
+    }
+
+    /// Puts a message from a user to the sender into the account (what `POST /_fake/inbound`
+    /// does): Twilio's list of messages shows it from now on, `direction` `inbound`. No
+    /// webhook is posted.
+    pub fn receive_inbound(&self, request: InboundRequest) -> Result<InboundMessage, InboundError> {
+        self.state.receive_inbound(request)
+    }
+
+    /// Every message users sent in, oldest first (what `GET /_fake/inbound` lists).
+    pub fn inbound(&self) -> Vec<InboundMessage> {
+        self.state.ledger(|l| l.inbound())
     }
 
     /// Counters of every outcome of the Messages API.

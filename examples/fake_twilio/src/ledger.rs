@@ -1,11 +1,14 @@
 //! What the fake has seen: accepted messages with their current status, the status callbacks
-//! it tried to deliver, and counters of every outcome. This is what tests read to check
-//! "exactly once": only accepted messages are listed, each with how many times the same
-//! content reached the same recipient.
+//! it tried to deliver, messages users sent in (see [`crate::inbound`]), and counters of every
+//! outcome. This is what tests read to check "exactly once": only accepted messages are
+//! listed as sent, each with how many times the same content reached the same recipient.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+
+use crate::inbound::InboundMessage;
+use crate::list::Listed;
 
 /// Where a message is in its life, with Twilio's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,6 +74,9 @@ pub struct AcceptedMessage {
     pub date_created: String,
     /// When its status last changed (RFC 2822).
     pub date_updated: String,
+    /// When it left Twilio (RFC 2822): set once, at its first step past `queued`, except for a
+    /// message that failed before leaving; `None` until then.
+    pub date_sent: Option<String>,
     /// Segments billed (always 1 on WhatsApp).
     pub num_segments: usize,
     /// Every form field of the request, as received.
@@ -126,6 +132,17 @@ pub struct Counters {
     pub server_errors: u64,
     /// Connections closed without an answer.
     pub dropped: u64,
+    /// Messages users sent in (`POST /_fake/inbound`).
+    pub received: u64,
+}
+
+/// Which list an entry of the account's history is kept in.
+#[derive(Debug, Clone, Copy)]
+enum Arrival {
+    /// `messages[i]`, accepted from the API.
+    Sent(usize),
+    /// `inbound[i]`, sent in by a user.
+    Received(usize),
 }
 
 /// The fake's memory. A reset starts a new generation so that callbacks still running for
@@ -137,6 +154,9 @@ pub(crate) struct Ledger {
     index: HashMap<String, usize>,
     times_by_content: HashMap<(String, String), u32>,
     callbacks: Vec<CallbackRecord>,
+    inbound: Vec<InboundMessage>,
+    /// Every message of the account, sent or received, in the order it arrived.
+    arrivals: Vec<Arrival>,
     pub counters: Counters,
 }
 
@@ -147,8 +167,16 @@ impl Ledger {
         *self.times_by_content.entry(key).or_default() += 1;
         self.counters.accepted += 1;
         self.index.insert(message.sid.clone(), self.messages.len());
+        self.arrivals.push(Arrival::Sent(self.messages.len()));
         self.messages.push(message);
         self.generation
+    }
+
+    /// Records a message a user sent in.
+    pub fn receive(&mut self, message: InboundMessage) {
+        self.counters.received += 1;
+        self.arrivals.push(Arrival::Received(self.inbound.len()));
+        self.inbound.push(message);
     }
 
     pub fn mark_answer_dropped(&mut self, sid: &str) {
@@ -169,9 +197,17 @@ impl Ledger {
         }
         if let Some(&i) = self.index.get(sid) {
             let message = &mut self.messages[i];
+            let now = crate::resource::rfc2822_now();
+            let left = !matches!(
+                status,
+                MessageStatus::Accepted | MessageStatus::Queued | MessageStatus::Failed
+            );
+            if left && message.date_sent.is_none() {
+                message.date_sent = Some(now.clone());
+            }
             message.status = status;
             message.error_code = error_code;
-            message.date_updated = crate::resource::rfc2822_now();
+            message.date_updated = now;
         }
     }
 
@@ -185,13 +221,22 @@ impl Ledger {
         self.messages.iter().map(|m| self.with_times(m)).collect()
     }
 
-    /// The accepted messages `keep` keeps, newest first (the order of Twilio's list).
-    pub fn newest_first(&self, keep: impl Fn(&AcceptedMessage) -> bool) -> Vec<AcceptedMessage> {
-        self.messages
+    /// Every message users sent in, oldest first.
+    pub fn inbound(&self) -> Vec<InboundMessage> {
+        self.inbound.clone()
+    }
+
+    /// The messages of the account, sent and received, that `keep` keeps, newest first (the
+    /// order of Twilio's list); borrowed, so a list copies only the page it shows.
+    pub fn newest_first(&self, keep: impl Fn(&Listed<'_>) -> bool) -> Vec<Listed<'_>> {
+        self.arrivals
             .iter()
             .rev()
-            .filter(|m| keep(m))
-            .map(|m| self.with_times(m))
+            .map(|arrival| match *arrival {
+                Arrival::Sent(i) => Listed::Outbound(&self.messages[i]),
+                Arrival::Received(i) => Listed::Inbound(&self.inbound[i]),
+            })
+            .filter(|listed| keep(listed))
             .collect()
     }
 
@@ -199,6 +244,11 @@ impl Ledger {
         self.index
             .get(sid)
             .map(|&i| self.with_times(&self.messages[i]))
+    }
+
+    /// The message a user sent in with this SID.
+    pub fn find_inbound(&self, sid: &str) -> Option<&InboundMessage> {
+        self.inbound.iter().find(|m| m.sid == sid)
     }
 
     pub fn callbacks(&self) -> Vec<CallbackRecord> {

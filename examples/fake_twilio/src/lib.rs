@@ -2,7 +2,8 @@
 //!
 //! It serves `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` the way Twilio does
 //! (Basic auth, form fields, Twilio's error codes and JSON), lists what it accepted at the
-//! same path with `GET` (`To`/`From` filters, pages, newest first), can misbehave on purpose
+//! same path with `GET` (`To`/`From`/`DateSent` filters, pages, newest first) beside messages
+//! users sent in ([`FakeTwilio::receive_inbound`]), can misbehave on purpose
 //! (latency, 429s, 5xx, permanent errors for chosen recipients, connections dropped without
 //! an answer), and reports each accepted message's statuses to its `StatusCallback`, signed
 //! with `X-Twilio-Signature`. It shares no code with the platform it stands in for, so tests
@@ -28,8 +29,9 @@
 //! ```
 //!
 //! Inside: `fake` owns the server and the [`FakeTwilio`] handle; `api` serves the Twilio
-//! routes and `control` the `/_fake/` routes (messages, callbacks, stats, config, reset);
-//! `outbound` validates a send request; `list` reads a list query and builds its page; `callbacks` plays each message's statuses;
+//! routes and `control` the `/_fake/` routes (messages, callbacks, inbound, stats, config,
+//! reset); `outbound` validates a send request; `inbound` makes a message a user sent in;
+//! `list` reads a list query and builds its page; `callbacks` plays each message's statuses;
 //! `state` and `ledger` hold what they share. The binary (`cargo run -p fake_twilio --
 //! --help`) wraps the same library.
 
@@ -39,6 +41,7 @@ mod config;
 mod connection;
 mod control;
 mod fake;
+mod inbound;
 mod ledger;
 mod list;
 mod outbound;
@@ -52,5 +55,6 @@ pub use config::{
     FakeConfig, Faults, ScriptedFault, default_permanent_errors,
 };
 pub use fake::{FakeTwilio, StartError};
+pub use inbound::{InboundError, InboundMessage, InboundRequest};
 pub use ledger::{AcceptedMessage, CallbackRecord, Counters, MessageStatus};
 pub use signature::twilio_signature;

@@ -14,7 +14,8 @@ use fake_twilio::{
 /// A fake of Twilio's Programmable Messaging API for tests, load tests and demos.
 ///
 /// Every option can also be set with its environment variable. While it runs, the control
-/// API under /_fake/ (messages, callbacks, stats, config, reset) reads and changes it.
+/// API under /_fake/ (messages, callbacks, inbound, stats, config, reset) reads and changes
+/// it.
 #[derive(Debug, Parser)]
 #[command(name = "fake_twilio", version)]
 struct Options {

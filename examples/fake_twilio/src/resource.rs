@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::inbound::InboundMessage;
 use crate::ledger::AcceptedMessage;
 
 /// The API version in every path and resource.
@@ -32,16 +33,12 @@ pub(crate) fn message_json(message: &AcceptedMessage) -> Value {
         "/{API_VERSION}/Accounts/{}/Messages/{}/Media.json",
         message.account_sid, message.sid
     );
-    let sent = !matches!(
-        message.status,
-        crate::MessageStatus::Accepted | crate::MessageStatus::Queued
-    );
     json!({
         "account_sid": message.account_sid,
         "api_version": API_VERSION,
         "body": message.body.clone().unwrap_or_default(),
         "date_created": message.date_created,
-        "date_sent": if sent { Value::from(message.date_updated.clone()) } else { Value::Null },
+        "date_sent": message.date_sent,
         "date_updated": message.date_updated,
         "direction": "outbound-api",
         "error_code": message.error_code,
@@ -54,6 +51,38 @@ pub(crate) fn message_json(message: &AcceptedMessage) -> Value {
         "price_unit": "USD",
         "sid": message.sid,
         "status": message.status.as_str(),
+        "subresource_uris": { "media": media },
+        "to": message.to,
+        "uri": uri,
+    })
+}
+
+/// The Message resource for a message a user sent in: `direction` `inbound`, `status`
+/// `received`, sent when it arrived.
+pub(crate) fn inbound_json(message: &InboundMessage) -> Value {
+    let uri = message_uri(&message.account_sid, &message.sid);
+    let media = format!(
+        "/{API_VERSION}/Accounts/{}/Messages/{}/Media.json",
+        message.account_sid, message.sid
+    );
+    json!({
+        "account_sid": message.account_sid,
+        "api_version": API_VERSION,
+        "body": message.body,
+        "date_created": message.date_created,
+        "date_sent": message.date_sent,
+        "date_updated": message.date_created,
+        "direction": "inbound",
+        "error_code": Value::Null,
+        "error_message": Value::Null,
+        "from": message.from,
+        "messaging_service_sid": message.messaging_service_sid,
+        "num_media": "0",
+        "num_segments": "1",
+        "price": Value::Null,
+        "price_unit": "USD",
+        "sid": message.sid,
+        "status": "received",
         "subresource_uris": { "media": media },
         "to": message.to,
         "uri": uri,

@@ -9,7 +9,9 @@ use tokio::sync::watch;
 use crate::callbacks::CallbackClient;
 use crate::config::{Behaviour, CallbackPlan, ConfigError, FakeConfig, ScriptedFault};
 use crate::connection::ConnectionRegistry;
+use crate::inbound::{InboundError, InboundMessage, InboundRequest};
 use crate::ledger::Ledger;
+use crate::resource::new_message_sid;
 
 /// What fault injection decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +75,20 @@ impl FakeState {
     /// Runs `change` on the ledger under its lock.
     pub fn ledger<R>(&self, change: impl FnOnce(&mut Ledger) -> R) -> R {
         change(&mut lock(&self.ledger))
+    }
+
+    /// Records a message a user sent to the account's sender (the `service_sender` unless the
+    /// request names another), so that the list of messages shows it.
+    pub fn receive_inbound(&self, request: InboundRequest) -> Result<InboundMessage, InboundError> {
+        let message = InboundMessage::new(
+            request,
+            &self.account_sid,
+            &self.service_sender,
+            new_message_sid(),
+        )?;
+        self.ledger(|l| l.receive(message.clone()));
+        tracing::info!(sid = %message.sid, from = %message.from, "inbound message received");
+        Ok(message)
     }
 
     /// Forgets every message, callback and counter, and restores the behaviour of the start.

@@ -1,10 +1,15 @@
 //! The list of messages (`GET .../Messages.json`) over real HTTP: Basic auth, `To`/`From`
-//! filters, newest first, pages linked by `next_page_uri`, the accepted-but-unanswered
-//! message listed and refused ones not, and injected 5xx.
+//! and `DateSent` filters, newest first, pages linked by `next_page_uri`, the
+//! accepted-but-unanswered message listed and refused ones not, messages users sent in
+//! listed as inbound, and injected 5xx.
 
 mod support;
 
-use fake_twilio::{Behaviour, FakeTwilio, Faults, ScriptedFault};
+use std::time::Duration;
+
+use fake_twilio::{
+    Behaviour, CallbackPlan, FakeTwilio, Faults, InboundRequest, MessageStatus, ScriptedFault,
+};
 use poem::http::Method;
 use serde_json::Value;
 use support::{FROM, Http, Reply, TO, start_fake};
@@ -185,4 +190,134 @@ async fn the_list_needs_credentials_and_can_be_made_to_fail() {
         .await
         .unwrap();
     assert_eq!(sent.status, 201);
+}
+
+#[tokio::test]
+async fn messages_users_send_in_are_listed_as_inbound_beside_the_sent_ones() {
+    let twilio = start_fake(Behaviour::default()).await;
+    let http = Http::default();
+    http.send_message(&twilio, &[("To", TO), ("From", FROM), ("Body", "hello")])
+        .await
+        .unwrap();
+    // Through the control API, and through the library.
+    let posted = http
+        .post_json(
+            &format!("{}/_fake/inbound", twilio.base_url()),
+            &serde_json::json!({ "from": TO, "to": FROM, "body": "STOP" }),
+        )
+        .await;
+    assert_eq!(posted.status, 201);
+    let stop = posted.json();
+    assert_eq!(stop["direction"], "inbound");
+    assert_eq!(stop["status"], "received");
+    let start = twilio
+        .receive_inbound(InboundRequest {
+            from: TO.into(),
+            body: "START".into(),
+            ..InboundRequest::default()
+        })
+        .unwrap();
+    assert_eq!(start.to, FROM, "the fake's own sender unless named");
+
+    let to_sender = get(&http, &twilio, &list_path(&twilio, &[("To", FROM)]))
+        .await
+        .json();
+    assert_eq!(bodies(&to_sender), ["START", "STOP"]);
+    let newest = &to_sender["messages"][0];
+    assert_eq!(newest["sid"], start.sid);
+    assert_eq!(newest["from"], TO);
+    assert!(chrono::DateTime::parse_from_rfc2822(newest["date_sent"].as_str().unwrap()).is_ok());
+    let everything = get(&http, &twilio, &list_path(&twilio, &[])).await.json();
+    assert_eq!(bodies(&everything), ["START", "STOP", "hello"]);
+    let fetched = get(&http, &twilio, stop["uri"].as_str().unwrap()).await;
+    assert_eq!(fetched.json()["body"], "STOP");
+
+    let listed = http
+        .get_json(&format!("{}/_fake/inbound", twilio.base_url()))
+        .await;
+    assert_eq!(listed["inbound"].as_array().unwrap().len(), 2);
+    assert_eq!(twilio.counters().received, 2);
+    assert_eq!(twilio.messages().len(), 1, "inbound messages are not sends");
+
+    let without_sender = http
+        .post_json(
+            &format!("{}/_fake/inbound", twilio.base_url()),
+            &serde_json::json!({ "body": "hi" }),
+        )
+        .await;
+    assert_eq!(without_sender.status, 400);
+    twilio.reset();
+    assert!(twilio.inbound().is_empty());
+}
+
+#[tokio::test]
+async fn date_sent_keeps_messages_sent_since_and_leaves_out_unsent_ones() {
+    let twilio = start_fake(Behaviour {
+        callbacks: CallbackPlan {
+            stop_at: Some(MessageStatus::Queued),
+            ..CallbackPlan::default()
+        },
+        ..Behaviour::default()
+    })
+    .await;
+    let http = Http::default();
+    http.send_message(
+        &twilio,
+        &[("To", TO), ("From", FROM), ("Body", "still queued")],
+    )
+    .await
+    .unwrap();
+    twilio.set_callback_plan(CallbackPlan::default()).unwrap();
+    http.send_message(
+        &twilio,
+        &[("To", TO), ("From", FROM), ("Body", "delivered")],
+    )
+    .await
+    .unwrap();
+    support::eventually(Duration::from_secs(5), "the delivery", || async {
+        let messages = twilio.messages();
+        (messages[1].status == MessageStatus::Delivered).then_some(())
+    })
+    .await;
+    let two_days_ago = chrono::Utc::now() - chrono::TimeDelta::days(2);
+    let earlier = InboundRequest {
+        from: TO.into(),
+        to: Some(FROM.into()),
+        body: "two days ago".into(),
+        date_sent: Some(two_days_ago.to_rfc2822()),
+        ..InboundRequest::default()
+    };
+    twilio.receive_inbound(earlier).unwrap();
+
+    let an_hour_ago = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let since = an_hour_ago.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let page = get(
+        &http,
+        &twilio,
+        &list_path(&twilio, &[("DateSent>", &since)]),
+    )
+    .await
+    .json();
+    assert_eq!(bodies(&page), ["delivered"]);
+    let sent = &page["messages"][0];
+    assert_eq!(sent["status"], "delivered");
+    assert!(sent["date_sent"].is_string());
+    let until = get(
+        &http,
+        &twilio,
+        &list_path(
+            &twilio,
+            &[("DateSent<", &two_days_ago.format("%Y-%m-%d").to_string())],
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(bodies(&until), ["two days ago"]);
+    let unreadable = get(
+        &http,
+        &twilio,
+        &list_path(&twilio, &[("DateSent>", "soon")]),
+    )
+    .await;
+    assert_eq!(unreadable.status, 400);
 }

@@ -2,7 +2,8 @@
 //! HELP) change their consent and subscriptions; everything else is kept as conversation.
 //! A sender not stored yet becomes a user; only START or SUBSCRIBE opts them in.
 //! Webhook front ends call [`Engine::receive_inbound`] with Twilio's form fields and answer
-//! with the reply it gives.
+//! with the reply it gives; polling (see [`super::Poller`]) takes the same path with the
+//! fields read from Twilio's list, and has no one to give the reply to.
 
 use std::collections::BTreeMap;
 
@@ -58,12 +59,23 @@ impl Engine {
         &self,
         fields: BTreeMap<String, String>,
     ) -> Result<InboundReceipt, EngineError> {
+        self.receive_inbound_at(fields, self.clock.now()).await
+    }
+
+    /// [`receive_inbound`](Self::receive_inbound) for a message that arrived at Twilio at
+    /// `received_at`, learnt of later (by polling): its 24-hour window opens from then, not
+    /// from when it was read.
+    pub(super) async fn receive_inbound_at(
+        &self,
+        fields: BTreeMap<String, String>,
+        received_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<InboundReceipt, EngineError> {
         let profile_name = fields
             .get("ProfileName")
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty());
         let message =
-            InboundMessage::from_webhook(fields, self.clock.now()).map_err(EngineError::Invalid)?;
+            InboundMessage::from_webhook(fields, received_at).map_err(EngineError::Invalid)?;
         let effects = InboundEffects {
             profile_name,
             consent: match message.command {
@@ -91,13 +103,17 @@ impl Engine {
                 .await?
                 .ok_or_else(|| EngineError::not_found("inbound message", &message.message_sid))?,
         };
-        tracing::info!(
-            sid = %message.message_sid,
-            from = %message.from,
-            command = ?message.command,
-            duplicate = outcome == RecordOutcome::Duplicate,
-            "inbound message"
-        );
+        if outcome == RecordOutcome::Duplicate {
+            // Routine when polling re-reads its overlap.
+            tracing::debug!(sid = %message.message_sid, "inbound message repeated");
+        } else {
+            tracing::info!(
+                sid = %message.message_sid,
+                from = %message.from,
+                command = ?message.command,
+                "inbound message"
+            );
+        }
         Ok(InboundReceipt {
             reply: reply_to(&message),
             duplicate: outcome == RecordOutcome::Duplicate,

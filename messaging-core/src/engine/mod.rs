@@ -10,6 +10,7 @@ mod fanout;
 mod inbound;
 mod ingestions;
 mod people;
+mod polling;
 mod preview;
 mod receipts;
 mod replies;
@@ -37,6 +38,7 @@ pub use inbound::InboundReceipt;
 pub use ingestions::{
     EventNameOutcome, EventsIngestion, MAX_LISTED_EVENT_NAMES, TriggeredCampaign,
 };
+pub use polling::{PollConfig, PollError, PollReport, Poller};
 pub use preview::{CampaignPreview, RecipientPreview};
 pub use receipts::StatusReceipt;
 pub use replies::{MAX_BODY_CHARS, ReplyContent};

@@ -1,5 +1,6 @@
-//! Delivery statuses from the provider: Twilio's status webhooks, and the sandbox's simulated
-//! ones, which take exactly the same path.
+//! Delivery statuses from the provider: Twilio's status webhooks, the statuses read by
+//! polling Twilio's list of messages, and the sandbox's simulated ones, which all take exactly
+//! the same path.
 
 use std::collections::BTreeMap;
 
@@ -32,12 +33,17 @@ impl Engine {
         let receipt = DeliveryReceipt::from_webhook(fields, self.clock.now())
             .map_err(EngineError::Invalid)?;
         let outcome = self.store.record_receipt(&receipt).await?;
-        tracing::info!(
-            sid = %receipt.message_sid,
-            status = %receipt.provider_status,
-            ?outcome,
-            "delivery status"
-        );
+        // Repeats are routine when polling re-reads its overlap: not worth a line each.
+        if outcome == ReceiptOutcome::Duplicate {
+            tracing::debug!(sid = %receipt.message_sid, status = %receipt.provider_status, "delivery status repeated");
+        } else {
+            tracing::info!(
+                sid = %receipt.message_sid,
+                status = %receipt.provider_status,
+                ?outcome,
+                "delivery status"
+            );
+        }
         Ok(StatusReceipt { receipt, outcome })
     }
 

@@ -6,6 +6,10 @@
 //! Besides sending, a provider may answer two questions about messages it took: whether a
 //! send whose answer was lost reached it ([`Provider::lookup`]), and where a message is now
 //! ([`Provider::fetch_status`]), for messages whose status callbacks never arrived.
+//!
+//! A provider that keeps a history of the sender's messages (Twilio's list of messages) may
+//! also implement [`MessageHistory`]: what was sent and received since a time, for a machine
+//! its webhooks cannot reach, which then learns statuses and inbound messages by polling.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -105,6 +109,58 @@ pub struct ProviderStatus {
     /// `ErrorCode`…, plus what else the provider said, such as `DateUpdated`), so that it takes
     /// the webhook's path and is kept as the receipt's raw fields.
     pub fields: StatusFields,
+}
+
+/// Which way a message in a provider's history went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The sender sent it: what is reported is its status.
+    Sent,
+    /// A user sent it to the sender.
+    Received,
+}
+
+/// One message of a provider's history (see [`MessageHistory::messages_since`]), in the
+/// fields of the webhook that would have brought the same news, so that it takes that
+/// webhook's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedMessage {
+    /// Which way it went: [`Direction::Sent`] carries a status callback's fields
+    /// (`MessageSid`, `MessageStatus`, `ErrorCode`…), [`Direction::Received`] the inbound
+    /// webhook's (`MessageSid`, `From`, `To`, `Body`…).
+    pub direction: Direction,
+    /// The fields, with Twilio's names.
+    pub fields: BTreeMap<String, String>,
+    /// When the provider says it was sent (arrived, for a received one), if it says.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// Why a provider's history could not be read this time (unreachable, refused, unreadable);
+/// the words say which, with the provider's error code when it gave one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HistoryError(pub String);
+
+/// A provider's history of the sender's messages, sent and received: how a machine that its
+/// webhooks cannot reach (a laptop without a public URL) learns statuses and inbound
+/// messages, by asking every so often (see [`crate::engine::Poller`]).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait MessageHistory: Send + Sync {
+    /// Whose history this is, in words (`twilio AC… whatsapp:+…`): named in logs, and the key
+    /// under which how far it was read is kept, so that what was read of one account and
+    /// sender never counts for another.
+    fn source(&self) -> String;
+
+    /// The sender's messages, sent and received, that the provider says were sent at or after
+    /// `since`, each once, oldest first: sent ones with their current status, received ones
+    /// as they arrived. The provider's list may lag behind by a moment, so callers ask again
+    /// from a little before where they stopped.
+    async fn messages_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ReportedMessage>, HistoryError>;
 }
 
 /// Sends messages.

@@ -21,7 +21,9 @@
 //! messages to the same recipient and tells whether it is there (the rules are in the
 //! `lookup` submodule). [`Provider::fetch_status`] reads one Message resource (`GET
 //! …/Messages/{Sid}.json`) for a message whose status callbacks never came (the `fetch`
-//! submodule).
+//! submodule). [`MessageHistory`](super::MessageHistory) reads the list of the sender's
+//! messages since a time, for polling instead of webhooks (the `poll` submodule). All three
+//! read Twilio's Message resource and its pages the same way (the `list` submodule).
 
 use std::fmt;
 use std::time::Duration;
@@ -36,7 +38,9 @@ use super::{Accepted, Lookup, OutboundMessage, Provider, ProviderStatus, SendErr
 use crate::domain::{MessageStatus, PhoneNumber};
 
 mod fetch;
+mod list;
 mod lookup;
+mod poll;
 
 /// The E.164 number of Twilio's shared WhatsApp sandbox sender, which Twilio limits to one
 /// message every 3 seconds.
@@ -85,6 +89,8 @@ pub struct TwilioConfig {
     pub timeout: Duration,
     /// How many requests may be in flight at once; further sends wait for a free slot.
     pub max_concurrent_requests: usize,
+    /// Messages per page when the history is read for polling (`PageSize`, 1 to 1,000).
+    pub list_page_size: u32,
 }
 
 impl TwilioConfig {
@@ -95,9 +101,11 @@ impl TwilioConfig {
     /// Below Twilio's per-account limit of concurrent API requests, above what 400 messages
     /// per second need at a typical latency.
     pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
+    /// The largest page Twilio serves: the fewest requests per poll.
+    pub const MAX_LIST_PAGE_SIZE: u32 = 1_000;
 
     /// A configuration with the defaults: production API, no status callback, 15 s timeout,
-    /// 64 concurrent requests.
+    /// 64 concurrent requests, pages of 1,000 messages when polling.
     pub fn new(
         account_sid: impl Into<String>,
         auth_token: impl Into<String>,
@@ -111,6 +119,7 @@ impl TwilioConfig {
             status_callback: None,
             timeout: Self::DEFAULT_TIMEOUT,
             max_concurrent_requests: Self::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            list_page_size: Self::MAX_LIST_PAGE_SIZE,
         }
     }
 }
@@ -125,6 +134,7 @@ impl fmt::Debug for TwilioConfig {
             .field("status_callback", &self.status_callback)
             .field("timeout", &self.timeout)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("list_page_size", &self.list_page_size)
             .finish()
     }
 }
@@ -152,6 +162,9 @@ pub enum TwilioSetupError {
     /// `timeout` is zero, which would fail every request.
     #[error("Twilio timeout must be longer than zero")]
     NoTimeout,
+    /// `list_page_size` is outside what Twilio serves.
+    #[error("Twilio list_page_size must be 1 to 1000, not {0}")]
+    ListPageSize(u32),
     /// The HTTP client could not be set up (TLS initialisation).
     #[error("cannot set up the HTTP client for Twilio: {0}")]
     HttpClient(String),
@@ -185,6 +198,9 @@ impl TwilioProvider {
         }
         if config.timeout.is_zero() {
             return Err(TwilioSetupError::NoTimeout);
+        }
+        if !(1..=TwilioConfig::MAX_LIST_PAGE_SIZE).contains(&config.list_page_size) {
+            return Err(TwilioSetupError::ListPageSize(config.list_page_size));
         }
         let base = config.api_base.trim().trim_end_matches('/');
         let parsed = reqwest::Url::parse(base).map_err(|error| TwilioSetupError::ApiBase {

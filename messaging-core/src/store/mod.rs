@@ -604,6 +604,22 @@ pub struct StatusChanges {
     pub count: u64,
 }
 
+/// How far a provider's history has been read by polling (see
+/// [`crate::engine::Poller`]), kept so that a restart neither reads everything again nor
+/// misses what came while the process was stopped.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait PollStore: Send + Sync {
+    /// The time up to which everything `source` listed has been applied; `None` before its
+    /// first poll.
+    async fn polled_until(&self, source: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Records that everything `source` listed up to `until` has been applied. The mark only
+    /// moves forward: an earlier `until` (a slower process polling the same database) leaves
+    /// it where it is.
+    async fn set_polled_until(&self, source: &str, until: DateTime<Utc>) -> Result<(), StoreError>;
+}
+
 /// Everything the engine stores. Implemented automatically for any type with all the parts.
 pub trait Store:
     UserStore
@@ -618,6 +634,7 @@ pub trait Store:
     + StatsStore
     + DispatchStore
     + IngestionStore
+    + PollStore
 {
 }
 
@@ -634,5 +651,6 @@ impl<T> Store for T where
         + StatsStore
         + DispatchStore
         + IngestionStore
+        + PollStore
 {
 }

@@ -125,6 +125,10 @@ pub struct SettingsBody {
     pub max_body_bytes: u64,
     /// `MAX_JSON_BODY_BYTES`: the largest JSON body.
     pub max_json_body_bytes: u64,
+    /// `TWILIO_POLL_SECONDS`: how often statuses and inbound messages are read from Twilio's
+    /// list of messages (for a server Twilio's webhooks cannot reach); null when they come by
+    /// webhook only, and always on the sandbox.
+    pub twilio_poll_seconds: Option<u64>,
     /// The server's version.
     pub version: String,
 }
@@ -164,6 +168,7 @@ impl From<&Config> for SettingsBody {
             send_lease_seconds: config.send_lease_seconds,
             max_body_bytes: config.max_body_bytes,
             max_json_body_bytes: config.max_json_body_bytes,
+            twilio_poll_seconds: twilio.and(config.twilio_poll_seconds),
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }

@@ -46,6 +46,8 @@ pub struct Options {
     /// Send through the built-in sandbox provider (no Twilio credentials, as on a fresh
     /// machine) instead of the fake Twilio.
     pub sandbox: bool,
+    /// The server's `TWILIO_POLL_SECONDS` (unset: webhooks only).
+    pub twilio_poll_seconds: Option<u64>,
 }
 
 /// A server with default options.
@@ -83,6 +85,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         send_lease_seconds: 120,
         max_body_bytes: options.max_body_bytes.unwrap_or(64 * 1024 * 1024),
         max_json_body_bytes: options.max_json_body_bytes.unwrap_or(1024 * 1024),
+        twilio_poll_seconds: options.twilio_poll_seconds,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let Running {

@@ -9,77 +9,9 @@
 //! | 429, 408, 5xx, no connection, a timeout | `Err` transient: ask again later |
 //! | another 4xx (wrong credentials…), an unreadable body | `Err`: ask again later, logged |
 
-use serde::Deserialize;
-
+use super::list::MessageResource;
 use super::{TwilioProvider, classify_transport_error, read_error, snippet};
-use crate::provider::{ProviderStatus, SendError, StatusFields};
-
-/// The fields of Twilio's Message resource a status needs.
-#[derive(Debug, Deserialize)]
-struct MessageResource {
-    sid: Option<String>,
-    status: Option<String>,
-    #[serde(default)]
-    error_code: Option<serde_json::Value>,
-    #[serde(default)]
-    error_message: Option<String>,
-    #[serde(default)]
-    account_sid: Option<String>,
-    #[serde(default)]
-    from: Option<String>,
-    #[serde(default)]
-    to: Option<String>,
-    #[serde(default)]
-    messaging_service_sid: Option<String>,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    date_updated: Option<String>,
-    #[serde(default)]
-    date_sent: Option<String>,
-}
-
-impl MessageResource {
-    /// The resource in a status callback's field names; `None` without a SID or a status.
-    fn into_fields(self) -> Option<StatusFields> {
-        let sid = self.sid.filter(|s| !s.trim().is_empty())?;
-        let status = self.status.filter(|s| !s.trim().is_empty())?;
-        let error_code = self.error_code.and_then(|code| match code {
-            serde_json::Value::Number(number) => Some(number.to_string()),
-            serde_json::Value::String(text) if !text.trim().is_empty() => Some(text),
-            _ => None,
-        });
-        let mut fields = StatusFields::new();
-        if self
-            .to
-            .as_deref()
-            .is_some_and(|to| to.starts_with("whatsapp:"))
-        {
-            fields.insert("ChannelPrefix".into(), "whatsapp".into());
-        }
-        let named = [
-            ("SmsSid", Some(sid.clone())),
-            ("MessageSid", Some(sid)),
-            ("SmsStatus", Some(status.clone())),
-            ("MessageStatus", Some(status)),
-            ("ErrorCode", error_code),
-            ("ErrorMessage", self.error_message),
-            ("AccountSid", self.account_sid),
-            ("From", self.from),
-            ("To", self.to),
-            ("MessagingServiceSid", self.messaging_service_sid),
-            ("ApiVersion", self.api_version),
-            ("DateUpdated", self.date_updated),
-            ("DateSent", self.date_sent),
-        ];
-        for (name, value) in named {
-            if let Some(value) = value {
-                fields.insert(name.into(), value);
-            }
-        }
-        Some(fields)
-    }
-}
+use crate::provider::{ProviderStatus, SendError};
 
 /// Whether `sid` can be put in a path as it is (Twilio SIDs are letters and digits).
 fn is_plain_sid(sid: &str) -> bool {
@@ -90,7 +22,7 @@ fn is_plain_sid(sid: &str) -> bool {
 fn classify(status: u16, body: &[u8]) -> Result<Option<ProviderStatus>, SendError> {
     if (200..300).contains(&status) {
         let resource: Option<MessageResource> = serde_json::from_slice(body).ok();
-        return match resource.and_then(MessageResource::into_fields) {
+        return match resource.and_then(MessageResource::status_fields) {
             Some(fields) => Ok(Some(ProviderStatus { fields })),
             None => Err(SendError::Transient {
                 code: None,
@@ -168,28 +100,6 @@ impl TwilioProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_message_resource_becomes_the_fields_of_a_status_callback() {
-        let body = br#"{"sid": "SM1", "status": "undelivered", "error_code": 30003,
-            "error_message": "Unreachable destination handset", "account_sid": "AC1",
-            "from": "whatsapp:+14155238886", "to": "whatsapp:+14155552671",
-            "messaging_service_sid": null, "api_version": "2010-04-01",
-            "date_updated": "Tue, 24 Nov 2026 21:17:41 +0000", "date_sent": null}"#;
-        let fields = classify(200, body).unwrap().unwrap().fields;
-        let field = |name: &str| fields.get(name).map(String::as_str);
-        assert_eq!(field("MessageSid"), Some("SM1"));
-        assert_eq!(field("MessageStatus"), Some("undelivered"));
-        assert_eq!(field("ErrorCode"), Some("30003"));
-        assert_eq!(field("To"), Some("whatsapp:+14155552671"));
-        assert_eq!(field("ChannelPrefix"), Some("whatsapp"));
-        assert_eq!(
-            field("DateUpdated"),
-            Some("Tue, 24 Nov 2026 21:17:41 +0000")
-        );
-        assert_eq!(field("MessagingServiceSid"), None);
-        assert_eq!(field("DateSent"), None);
-    }
 
     #[test]
     fn not_found_is_none_and_refusals_are_errors() {

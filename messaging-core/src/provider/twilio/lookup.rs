@@ -21,9 +21,9 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Deserialize;
 
-use super::{Sender, TwilioProvider, error_chain, read_error, snippet};
+use super::list::MessageResource;
+use super::{Sender, TwilioProvider};
 use crate::domain::MessageStatus;
 use crate::provider::{Accepted, Lookup, OutboundMessage};
 
@@ -34,43 +34,6 @@ const CLOCK_SKEW: TimeDelta = TimeDelta::seconds(60);
 const PAGE_SIZE: &str = "50";
 /// Pages read at most; a window that needs more is too busy to tell ours apart.
 const MAX_PAGES: usize = 4;
-
-/// The fields of one entry of Twilio's list that the decision needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(super) struct ListedMessage {
-    pub sid: String,
-    #[serde(default)]
-    pub to: Option<String>,
-    #[serde(default)]
-    pub from: Option<String>,
-    #[serde(default)]
-    pub messaging_service_sid: Option<String>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub status: Option<String>,
-    /// RFC 2822, as Twilio writes dates (`Tue, 24 Nov 2026 21:17:41 +0000`).
-    #[serde(default)]
-    pub date_created: Option<String>,
-}
-
-impl ListedMessage {
-    /// When Twilio created it, if the date reads.
-    fn created(&self) -> Option<DateTime<Utc>> {
-        let text = self.date_created.as_deref()?;
-        DateTime::parse_from_rfc2822(text.trim())
-            .ok()
-            .map(|date| date.with_timezone(&Utc))
-    }
-}
-
-/// One page of Twilio's list.
-#[derive(Deserialize)]
-struct MessagePage {
-    messages: Vec<ListedMessage>,
-    #[serde(default)]
-    next_page_uri: Option<String>,
-}
 
 /// What the message looked for is, in the terms of Twilio's list.
 #[derive(Debug, Clone)]
@@ -108,7 +71,7 @@ impl<'a> Wanted<'a> {
 
     /// Whether `listed` went to our recipient from our sender (Twilio filtered on `To` and
     /// `From`, but a Messaging Service can only be told apart here).
-    fn addressed_like_ours(&self, listed: &ListedMessage) -> bool {
+    fn addressed_like_ours(&self, listed: &MessageResource) -> bool {
         let sender = match self.sender {
             Sender::Number(number) => listed.from == Some(number.whatsapp_address()),
             Sender::MessagingService(sid) => listed.messaging_service_sid.as_ref() == Some(sid),
@@ -119,15 +82,15 @@ impl<'a> Wanted<'a> {
 
 /// Whether the pages read so far reach back past the window, so later pages (older, the list
 /// being newest first) cannot hold ours.
-pub(super) fn covers_window(listed: &[ListedMessage], window_start: DateTime<Utc>) -> bool {
+pub(super) fn covers_window(listed: &[MessageResource], window_start: DateTime<Utc>) -> bool {
     listed
         .iter()
-        .filter_map(ListedMessage::created)
+        .filter_map(MessageResource::created)
         .any(|created| created < window_start)
 }
 
 /// Decides from every message listed over the whole window.
-pub(super) fn decide(wanted: &Wanted<'_>, listed: &[ListedMessage]) -> Lookup {
+pub(super) fn decide(wanted: &Wanted<'_>, listed: &[MessageResource]) -> Lookup {
     let mut seen = HashSet::new();
     let mut candidates = Vec::new();
     for entry in listed {
@@ -197,8 +160,7 @@ impl TwilioProvider {
         }
         query.push(("PageSize", PAGE_SIZE.to_string()));
 
-        let base = self.config.api_base.trim().trim_end_matches('/');
-        let mut request = self.client.get(&self.messages_url).query(&query);
+        let mut request = self.first_page(&query);
         let mut listed = Vec::new();
         for _ in 0..MAX_PAGES {
             let page = match self.list_page(request).await {
@@ -210,10 +172,10 @@ impl TwilioProvider {
                 Some(next) if !covers_window(&listed, wanted.window_start) => next,
                 _ => return decide(&wanted, &listed),
             };
-            if !next.starts_with('/') {
-                return Lookup::Unknown(format!("Twilio's next_page_uri {next:?} is not a path"));
-            }
-            request = self.client.get(format!("{base}{next}"));
+            request = match self.next_page(&next) {
+                Ok(request) => request,
+                Err(reason) => return Lookup::Unknown(reason),
+            };
         }
         Lookup::Unknown(format!(
             "more than {} messages to {} since {}: too many to tell whether ours is there",
@@ -221,41 +183,6 @@ impl TwilioProvider {
             wanted.to,
             wanted.window_start.to_rfc3339()
         ))
-    }
-
-    /// Reads one page of the list, holding an in-flight slot like a send; `Err` says why not.
-    async fn list_page(&self, request: reqwest::RequestBuilder) -> Result<MessagePage, String> {
-        let _slot = self
-            .in_flight
-            .acquire()
-            .await
-            .map_err(|_| "the Twilio provider is shutting down".to_string())?;
-        let response = request
-            .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|error| format!("cannot list Twilio's messages: {}", error_chain(&error)))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|error| {
-            format!(
-                "Twilio answered {status} to the list but the body was lost: {}",
-                error_chain(&error)
-            )
-        })?;
-        if !(200..300).contains(&status) {
-            let (code, message) = read_error(status, &body);
-            let code = code
-                .map(|code| format!(" (code {code})"))
-                .unwrap_or_default();
-            return Err(format!("cannot list Twilio's messages: {message}{code}"));
-        }
-        serde_json::from_slice(&body).map_err(|error| {
-            format!(
-                "Twilio's list of messages does not read ({error}): {}",
-                snippet(&body)
-            )
-        })
     }
 }
 
@@ -274,9 +201,9 @@ mod tests {
     }
 
     /// A listed message created `seconds` after `since` (negative: before).
-    fn listed(sid: &str, body: &str, seconds: i64) -> ListedMessage {
+    fn listed(sid: &str, body: &str, seconds: i64) -> MessageResource {
         let created = since() + TimeDelta::seconds(seconds);
-        ListedMessage {
+        MessageResource {
             sid: sid.into(),
             to: Some(TO.into()),
             from: Some(FROM.into()),
@@ -284,6 +211,7 @@ mod tests {
             body: Some(body.into()),
             status: Some("queued".into()),
             date_created: Some(created.format("%a, %d %b %Y %H:%M:%S +0000").to_string()),
+            ..MessageResource::default()
         }
     }
 

@@ -396,12 +396,20 @@ fn a_bad_configuration_is_refused_with_the_setting_named() {
         TwilioProvider::new(config).unwrap_err(),
         TwilioSetupError::NoConcurrency
     );
-    let mut config = TwilioConfig::new(SID, TOKEN, sender);
+    let mut config = TwilioConfig::new(SID, TOKEN, sender.clone());
     config.timeout = Duration::ZERO;
     assert_eq!(
         TwilioProvider::new(config).unwrap_err(),
         TwilioSetupError::NoTimeout
     );
+    for pages in [0, 1001] {
+        let mut config = TwilioConfig::new(SID, TOKEN, sender.clone());
+        config.list_page_size = pages;
+        assert_eq!(
+            TwilioProvider::new(config).unwrap_err(),
+            TwilioSetupError::ListPageSize(pages)
+        );
+    }
 }
 
 #[test]

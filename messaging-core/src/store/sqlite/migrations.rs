@@ -312,6 +312,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX users_opted_out ON users (phone) WHERE consent_state = 'OPT_OUT';
     "#,
+    // 14: how far each provider's history has been read by polling (statuses and inbound
+    // messages without webhooks), by source (`twilio ACxxx whatsapp:+…`), so a restart goes
+    // on from there.
+    r#"
+    CREATE TABLE poll_marks (
+        source       TEXT PRIMARY KEY NOT NULL,
+        polled_until INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// How many migrations this build knows.

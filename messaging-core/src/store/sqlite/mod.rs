@@ -12,6 +12,7 @@ mod inbound;
 mod ingestions;
 mod migrations;
 mod outbox;
+mod poll_marks;
 mod receipts;
 mod stats;
 mod status_checks;

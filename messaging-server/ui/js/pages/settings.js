@@ -1,6 +1,6 @@
-// Settings: how this server sends (sandbox or Twilio, the sender), the webhook URLs to paste
-// into the Twilio console, signature validation, the send rate and limits. Read-only: they
-// come from the server's environment; secrets are never shown.
+// Settings: how this server sends (sandbox or Twilio, the sender, whether Twilio is polled), the
+// webhook URLs to paste into the Twilio console, signature validation, the send rate and
+// limits. Read-only: they come from the server's environment; secrets are never shown.
 import { get } from '../api.js';
 import { h } from '../dom.js';
 import { badge, card, count, errorBox, notice, pageHeader } from '../components.js';
@@ -22,6 +22,9 @@ export async function render(main) {
         ['Mode', badge(s.provider)],
         ['Sender', s.sender || 'the built-in sandbox (no network; statuses are simulated)'],
         ['Twilio API', s.twilio_api_base || '—'],
+        ['Polling Twilio', s.provider !== 'twilio' ? '—'
+          : s.twilio_poll_seconds ? `every ${s.twilio_poll_seconds} s: statuses and inbound messages are also read from Twilio's list of messages`
+            : 'off: statuses and inbound messages come by webhook'],
         ['Database', s.database],
         ['Version', s.version],
       ]), s.twilio_sandbox_sender ? h('p', { class: 'problem', text: 'Twilio\'s shared sandbox number takes one message every 3 seconds.' }) : null),
