@@ -150,9 +150,15 @@ impl DesktopApp {
             match self.panel {
                 // The users table scrolls itself, drawing only the rows in view.
                 Panel::Users => self.panels.users.ui(ui, &mut self.backend),
-                Panel::Templates => scrolled(ui, |ui| self.panels.templates.ui(ui, &mut self.backend)),
-                Panel::Segments => scrolled(ui, |ui| self.panels.segments.ui(ui, &mut self.backend)),
-                Panel::Campaigns => scrolled(ui, |ui| self.panels.campaigns.ui(ui, &mut self.backend)),
+                Panel::Templates => {
+                    scrolled(ui, |ui| self.panels.templates.ui(ui, &mut self.backend))
+                }
+                Panel::Segments => {
+                    scrolled(ui, |ui| self.panels.segments.ui(ui, &mut self.backend))
+                }
+                Panel::Campaigns => {
+                    scrolled(ui, |ui| self.panels.campaigns.ui(ui, &mut self.backend))
+                }
                 Panel::Events => scrolled(ui, |ui| self.panels.events.ui(ui, &mut self.backend)),
                 Panel::Inbound => scrolled(ui, |ui| self.panels.inbound.ui(ui, &mut self.backend)),
                 Panel::Dashboard => {
@@ -177,7 +183,9 @@ impl DesktopApp {
 
 /// A panel in a vertical scroll area filling the central panel.
 fn scrolled(ui: &mut egui::Ui, panel: impl FnOnce(&mut egui::Ui)) {
-    egui::ScrollArea::vertical().auto_shrink(false).show(ui, panel);
+    egui::ScrollArea::vertical()
+        .auto_shrink(false)
+        .show(ui, panel);
 }
 
 /// Stops an engine on its runtime, letting its sends in flight finish.

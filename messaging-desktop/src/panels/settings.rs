@@ -8,13 +8,16 @@ use std::time::Duration;
 
 use eframe::egui::{self, RichText};
 use messaging_core::domain::PhoneNumber;
-use messaging_core::engine::DispatchConfig;
+use messaging_core::engine::{DispatchConfig, PollConfig};
 use messaging_core::provider::{Sender, TwilioConfig};
 use messaging_core::startup::{ProviderSettings, Startup};
 use serde::{Deserialize, Serialize};
 
 use super::{Panels, error_line, heading};
 use crate::backend::{Backend, Update};
+
+/// How often Twilio is asked for statuses and replies.
+const POLL_EVERY: Duration = Duration::from_secs(15);
 
 /// The keychain service the auth token is kept under (one entry per account SID).
 const KEYCHAIN_SERVICE: &str = "messaging-desktop";
@@ -131,15 +134,20 @@ impl SettingsPanel {
         } else {
             ProviderSettings::sandbox()
         };
-        Ok(
-            Startup::new(format!("sqlite://{}", settings.database), provider).dispatch(
-                DispatchConfig {
-                    send_rate_per_second: settings.send_rate_per_second,
-                    label: format!("messaging-desktop (pid {})", std::process::id()),
-                    ..DispatchConfig::default()
-                },
-            ),
-        )
+        let twilio = matches!(provider, ProviderSettings::Twilio(_));
+        let startup = Startup::new(format!("sqlite://{}", settings.database), provider).dispatch(
+            DispatchConfig {
+                send_rate_per_second: settings.send_rate_per_second,
+                label: format!("messaging-desktop (pid {})", std::process::id()),
+                ..DispatchConfig::default()
+            },
+        );
+        // A laptop has no public URL for Twilio's callbacks: statuses and replies are polled.
+        Ok(if twilio {
+            startup.poll_twilio(PollConfig::every(POLL_EVERY))
+        } else {
+            startup
+        })
     }
 
     /// Starts the engine with the settings in force; the app takes it when it is up.
@@ -245,7 +253,7 @@ impl SettingsPanel {
             ui.label(
                 RichText::new(
                     "Without a public URL Twilio cannot call back: statuses and replies are \
-                     fetched from Twilio's Messages API instead.",
+                     fetched from Twilio's Messages API every 15 s instead.",
                 )
                 .weak(),
             );

@@ -557,7 +557,7 @@ fn load_history(phone: PhoneNumber, backend: &mut Backend) {
 
 fn detail_ui(ui: &mut egui::Ui, detail: &mut UserDetail, backend: &mut Backend, close: &mut bool) {
     ui.horizontal(|ui| {
-        if ui.button("← All users").clicked() {
+        if ui.button("Back to all users").clicked() {
             *close = true;
         }
         heading(ui, detail.user.phone.as_str());
@@ -593,7 +593,7 @@ fn detail_ui(ui: &mut egui::Ui, detail: &mut UserDetail, backend: &mut Backend, 
             ui.horizontal_wrapped(|ui| {
                 for topic in detail.user.topics.clone() {
                     ui.label(topic.as_str());
-                    if ui.small_button("✕").on_hover_text("Unsubscribe").clicked() {
+                    if ui.small_button("unsubscribe").clicked() {
                         let phone = detail.user.phone.clone();
                         backend.run(move |engine| async move {
                             let done = engine.unsubscribe(&phone, &topic).await;
