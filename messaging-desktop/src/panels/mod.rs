@@ -10,6 +10,10 @@ pub mod settings;
 pub mod templates;
 pub mod users;
 
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use eframe::egui::{self, Color32, RichText};
 use messaging_core::EngineError;
 use messaging_core::domain::MessageStatus;
@@ -87,6 +91,28 @@ pub struct Panels {
     pub started: Option<RunningEngine>,
     /// A panel to switch to (a link from one panel to another).
     pub go_to: Option<Panel>,
+}
+
+/// A file read with its progress counted and a way to stop it: imports read through it, the
+/// panel shows `read` against the file's size and sets `cancel` to stop at the next read.
+pub(crate) struct Counted<R> {
+    /// The file.
+    pub(crate) inner: R,
+    /// Bytes read so far.
+    pub(crate) read: Arc<AtomicU64>,
+    /// Set to stop the import: the next read fails.
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("the import was cancelled"));
+        }
+        let n = self.inner.read(buffer)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// The colour of a message status: green delivered and read, blue on its way, red failed,

@@ -4,7 +4,6 @@
 //! the data-quality report, and one user's details and history.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +14,7 @@ use messaging_core::domain::{Consent, InboundMessage, Message, PhoneNumber, Topi
 use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
 use messaging_core::store::{MessageQuery, PageRequest, UserQuery};
 
-use super::{Panels, count, describe, error_line, heading, status_label};
+use super::{Counted, Panels, count, describe, error_line, heading, status_label};
 use crate::backend::{Backend, Update};
 
 const BLOCK: u64 = 100;
@@ -62,24 +61,6 @@ struct UserDetail {
     inbound: Vec<InboundMessage>,
     error: Option<String>,
     saved: bool,
-}
-
-/// A file read with its progress counted and a way to stop it.
-struct Counted<R> {
-    inner: R,
-    read: Arc<AtomicU64>,
-    cancel: Arc<AtomicBool>,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other("the import was cancelled"));
-        }
-        let n = self.inner.read(buffer)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
 }
 
 impl Users {
