@@ -462,7 +462,12 @@ fn reply_ui(
         .labelled_by(label.id);
     }
     ui.horizontal(|ui| {
-        let send = ui.add_enabled(!conversation.sending, egui::Button::new("Send reply"));
+        // Free text needs something to send; a template renders its own.
+        let ready = conversation.template.is_some() || !conversation.reply.trim().is_empty();
+        let send = ui.add_enabled(
+            ready && !conversation.sending,
+            egui::Button::new("Send reply"),
+        );
         if send.clicked() {
             send_reply(conversation, backend);
         }
