@@ -14,10 +14,16 @@ async fn one_holder_at_a_time_until_it_runs_out_or_is_given_up() {
     let now = start_time();
     let term = Duration::seconds(15);
 
+    assert_eq!(test.engine.current_sender().await.unwrap(), None);
     let first = store
         .take_sender_lease("a", "server", now, now + term)
         .await
         .unwrap();
+    assert_eq!(
+        test.engine.current_sender().await.unwrap().as_deref(),
+        Some("server"),
+        "a front end can say who sends"
+    );
     assert_eq!((first.holder.as_str(), first.taken), ("a", true));
 
     let refused = store

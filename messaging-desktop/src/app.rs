@@ -6,10 +6,12 @@ use eframe::egui::{self, RichText};
 use messaging_core::startup::RunningEngine;
 
 use crate::backend::Backend;
-use crate::panels::settings::{DesktopSettings, EngineState, STOP_GRACE, SettingsPanel};
+use crate::panels::settings::{DesktopSettings, EngineState, STOP_GRACE, SettingsPanel, own_label};
 use crate::panels::{Panel, Panels};
 
 const SETTINGS_KEY: &str = "settings";
+/// How often the app asks which process sends from the database.
+const SENDER_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 const PANEL_KEY: &str = "panel";
 
 /// The desktop app.
@@ -18,6 +20,7 @@ pub struct DesktopApp {
     panels: Panels,
     panel: Panel,
     running: Option<RunningEngine>,
+    sender_checked_at: Option<std::time::Instant>,
 }
 
 impl DesktopApp {
@@ -31,6 +34,7 @@ impl DesktopApp {
             backend: Backend::new(runtime),
             panel,
             running: None,
+            sender_checked_at: None,
         };
         app.panels.settings.start(&mut app.backend);
         app
@@ -92,6 +96,24 @@ impl DesktopApp {
         self.panels.settings.start(&mut self.backend);
     }
 
+    /// Asks every few seconds which process sends from the database, so the status bar can
+    /// say when another one does (this app then waits and takes over when it stops).
+    fn check_sender(&mut self) {
+        if self
+            .sender_checked_at
+            .is_some_and(|at| at.elapsed() < SENDER_CHECK)
+        {
+            return;
+        }
+        self.sender_checked_at = Some(std::time::Instant::now());
+        self.backend.run(|engine| async move {
+            let sender = engine.current_sender().await.ok().flatten();
+            Box::new(move |panels: &mut Panels| {
+                panels.other_sender = sender.filter(|label| *label != own_label());
+            }) as crate::backend::Update
+        });
+    }
+
     /// Draws one frame.
     pub fn frame(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
@@ -101,6 +123,8 @@ impl DesktopApp {
         if let Some(panel) = self.panels.go_to.take() {
             self.panel = panel;
         }
+        self.check_sender();
+        ui.ctx().request_repaint_after(SENDER_CHECK);
         egui::Panel::left("panels")
             .resizable(false)
             .exact_size(150.0)
@@ -139,6 +163,13 @@ impl DesktopApp {
                     EngineState::Stopped => {
                         ui.label("stopped");
                     }
+                }
+                if let Some(other) = &self.panels.other_sender {
+                    ui.separator();
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        format!("{other} sends from this database; this app sends when it stops"),
+                    );
                 }
                 if self.backend.busy() {
                     ui.spinner();

@@ -145,6 +145,22 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Who sends from this database now: the label of the dispatcher holding the sending lease
+    /// (`messaging-server (pid 4242, listening on 127.0.0.1:5000)`), or `None` when no live
+    /// dispatcher holds it. A front end shows it, so a person knows why their process does not
+    /// send while another one does.
+    pub async fn current_sender(&self) -> Result<Option<String>, EngineError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .sender_lease()
+            .await?
+            .filter(|lease| lease.until > now)
+            .map(|lease| lease.label))
+    }
+}
+
 /// Records outcomes in batches, as they come, until every sender is gone.
 async fn write_outcomes(engine: Engine, mut receiver: mpsc::Receiver<ToWriter>) {
     let mut buffer = Vec::new();

@@ -276,6 +276,9 @@ pub trait DispatchStore: Send + Sync {
     /// Gives the sending lease up, when `holder` has it, so another process takes it at once.
     async fn release_sender_lease(&self, holder: &str) -> Result<(), StoreError>;
 
+    /// The sending lease as it stands (`taken` is false), if any process ever held it.
+    async fn sender_lease(&self) -> Result<Option<SenderLease>, StoreError>;
+
     /// Ends the leases of messages claimed by dispatchers that stopped: messages waiting to be
     /// sent are claimable at once, and messages left `sending` are looked up at the provider
     /// from `look_up_from` (when no send of theirs can still be in flight). Answers how many

@@ -91,6 +91,8 @@ pub struct Panels {
     pub started: Option<RunningEngine>,
     /// A panel to switch to (a link from one panel to another).
     pub go_to: Option<Panel>,
+    /// Who sends from the database, when it is another process (its label).
+    pub other_sender: Option<String>,
 }
 
 /// A file read with its progress counted and a way to stop it: imports read through it, the

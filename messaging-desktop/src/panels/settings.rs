@@ -138,7 +138,7 @@ impl SettingsPanel {
         let startup = Startup::new(format!("sqlite://{}", settings.database), provider).dispatch(
             DispatchConfig {
                 send_rate_per_second: settings.send_rate_per_second,
-                label: format!("messaging-desktop (pid {})", std::process::id()),
+                label: own_label(),
                 ..DispatchConfig::default()
             },
         );
@@ -298,6 +298,11 @@ fn keychain<T: Send + 'static>(
     runtime
         .block_on(runtime.spawn_blocking(call))
         .unwrap_or_else(|error| Err(keyring::Error::PlatformFailure(Box::new(error))))
+}
+
+/// How this app's dispatcher names itself to other processes on the same database.
+pub fn own_label() -> String {
+    format!("messaging-desktop (pid {})", std::process::id())
 }
 
 /// How long the app waits for sends in flight when it closes.

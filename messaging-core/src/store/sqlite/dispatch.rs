@@ -500,6 +500,27 @@ impl DispatchStore for SqliteStore {
             .await
     }
 
+    async fn sender_lease(&self) -> Result<Option<SenderLease>, StoreError> {
+        self.db
+            .read(|conn| {
+                conn.query_row(
+                    "SELECT holder, label, until FROM sender_lease WHERE id = 1",
+                    [],
+                    |r| {
+                        Ok(SenderLease {
+                            holder: r.get(0)?,
+                            label: r.get(1)?,
+                            until: from_millis(r.get(2)?),
+                            taken: false,
+                        })
+                    },
+                )
+                .optional()
+                .map_err(db_error)
+            })
+            .await
+    }
+
     async fn release_claims(
         &self,
         now: DateTime<Utc>,
