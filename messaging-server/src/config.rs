@@ -156,6 +156,9 @@ impl Config {
             bail!("DAILY_CONVERSATION_LIMIT and FREQUENCY_CAP_PER_24H must be above 0 when set");
         }
         let twilio_poll_seconds = poll_seconds(var("TWILIO_POLL_SECONDS").as_deref())?;
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite://messaging.db".into());
+        messaging_core::store::Backend::of(&database_url)
+            .map_err(|error| anyhow::anyhow!("DATABASE_URL: {error}"))?;
         let bind = var("BIND").unwrap_or_else(|| DEFAULT_BIND.into());
         check_bind(&bind)?;
         let public_url = match var("PUBLIC_URL") {
@@ -163,7 +166,7 @@ impl Config {
             None => default_public_url(&bind),
         };
         Ok(Self {
-            database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite://messaging.db".into()),
+            database_url,
             bind,
             public_url,
             twilio,

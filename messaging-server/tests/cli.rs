@@ -204,3 +204,21 @@ async fn a_cli_import_is_listed_with_its_file_name() {
     assert_eq!(answer["id"], kept.id.to_string());
     assert_eq!(kept.report.inserted, 12);
 }
+
+#[test]
+fn a_database_url_the_build_cannot_open_stops_the_server_with_its_name_and_what_works() {
+    for (url, says) in [
+        ("mysql://app@db/messaging", "expected sqlite://PATH"),
+        ("postgres://app@db/messaging", "use sqlite://PATH"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_messaging-server"))
+            .arg("migrate")
+            .env("DATABASE_URL", url)
+            .output()
+            .expect("the binary runs");
+        assert!(!output.status.success(), "{url} is refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("DATABASE_URL") || stderr.contains(url), "{url}: {stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+}

@@ -126,8 +126,8 @@ impl Engine {
             ids: Arc::default(),
         };
         // Reading, rendering and writing run side by side, each at its own pace, handing
-        // batches on through queues one deep: the reader has a connection of its own beside
-        // the writer's, and rendering runs on a thread of its own.
+        // batches on through queues one deep: the store reads while it writes the previous
+        // batch, and rendering runs on a thread of its own.
         let (pages, mut to_render) = mpsc::channel::<Vec<User>>(1);
         let (batches, mut to_write) = mpsc::channel::<Vec<OutboxEntry>>(1);
         let recipients = &recipients;

@@ -24,7 +24,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::domain::FieldError;
 use crate::ingest::IngestError;
 use crate::segment::SegmentError;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::template::TemplateError;
 
@@ -119,11 +118,12 @@ impl Engine {
         }
     }
 
-    /// Opens the store a database URL names (`sqlite://PATH`) with the system clock, creating
-    /// and migrating the database as needed.
+    /// Opens the store a database URL names ([`store::connect`](crate::store::connect): the
+    /// adapter follows the URL's scheme) with the system clock, creating and migrating the
+    /// database as needed.
     pub async fn open(database_url: &str) -> Result<Self, EngineError> {
-        let store = SqliteStore::open_url(database_url).await?;
-        Ok(Self::new(Arc::new(store), Arc::new(SystemClock)))
+        let store = crate::store::connect(database_url).await?;
+        Ok(Self::new(store, Arc::new(SystemClock)))
     }
 
     /// The engine's clock.

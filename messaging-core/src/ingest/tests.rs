@@ -157,7 +157,7 @@ fn a_failing_write_stops_the_import_instead_of_hanging() {
             let fail = batches == 2;
             async move {
                 if fail {
-                    Err(crate::store::StoreError::Database("disk full".into()))
+                    Err(crate::store::StoreError::database("disk full"))
                 } else {
                     Ok(vec![Outcome::Inserted; batch.len()])
                 }

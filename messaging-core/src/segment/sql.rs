@@ -23,8 +23,6 @@
 //!   an array) compile to comparisons that never hold, never to an error or a panic.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::ToSql;
-use rusqlite::types::{ToSqlOutput, Value as SqliteValue, ValueRef};
 use serde_json::Value;
 
 use super::{Comparison, RuleNode, SegmentRule, UserField};
@@ -454,37 +452,6 @@ fn user_field(b: &mut Bindings<'_>, field: UserField, op: Comparison, value: &Va
                 Comparison::StartsWith => b.dialect.text_starts_with(col, &p),
                 _ => format!("{col} {} {p}", symbol(op)),
             })
-        }
-    }
-}
-
-impl ToSql for SqlParam {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
-            SqlParam::Null => ValueRef::Null,
-            SqlParam::Integer(i) => ValueRef::Integer(*i),
-            SqlParam::Real(r) => ValueRef::Real(*r),
-            SqlParam::Text(s) => ValueRef::Text(s.as_bytes()),
-        }))
-    }
-}
-
-impl From<&SqlParam> for SqliteValue {
-    fn from(param: &SqlParam) -> Self {
-        match param {
-            SqlParam::Null => SqliteValue::Null,
-            SqlParam::Integer(i) => SqliteValue::Integer(*i),
-            SqlParam::Real(r) => SqliteValue::Real(*r),
-            SqlParam::Text(s) => SqliteValue::Text(s.clone()),
-        }
-    }
-}
-
-impl From<SqlParam> for SqliteValue {
-    fn from(param: SqlParam) -> Self {
-        match param {
-            SqlParam::Text(s) => SqliteValue::Text(s),
-            other => SqliteValue::from(&other),
         }
     }
 }

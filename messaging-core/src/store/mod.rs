@@ -5,8 +5,11 @@
 //! Every method is async; adapters over blocking drivers run their work off the async workers.
 //! Every multi-row write is one transaction.
 
+mod connect;
 mod dispatch;
 pub mod sqlite;
+
+pub use connect::{Backend, connect};
 
 pub use dispatch::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, RecipientFacts,
@@ -27,12 +30,32 @@ use crate::domain::{
 use crate::ingest::Ingestion;
 use crate::segment::SegmentRule;
 
-/// Why a storage operation failed.
+/// What caused a storage error, as the database driver reported it.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a storage operation failed. Adapters map their driver's errors here, so callers can
+/// tell a conflict from a busy database from a broken one without knowing the backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database refused or failed the operation.
-    #[error("database error: {0}")]
-    Database(String),
+    #[error("database error: {message}")]
+    Database {
+        /// What failed, for a person.
+        message: String,
+        /// The driver's error, when there is one.
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// The write conflicts with data stored meanwhile (a unique key taken by a concurrent
+    /// write); the caller reports a conflict, or reads again and decides.
+    #[error("conflicting write: {message}")]
+    Conflict {
+        /// What conflicted.
+        message: String,
+        /// The driver's error.
+        #[source]
+        cause: Option<Cause>,
+    },
     /// Another process held the database locked for longer than the store waits; trying
     /// again later may succeed.
     #[error("the database is locked by another process: {0}")]
@@ -40,9 +63,21 @@ pub enum StoreError {
     /// A stored row could not be read back into a domain value.
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
-    /// The database URL names a backend this build does not support.
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    /// The database URL names no backend.
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH or postgres://USER@HOST/DATABASE"
+    )]
     UnsupportedUrl(String),
+    /// The database URL names a backend this build cannot open.
+    #[error(
+        "{url:?} names a {backend} database, which this build cannot open yet; use sqlite://PATH"
+    )]
+    BackendNotBuilt {
+        /// The backend's name.
+        backend: &'static str,
+        /// The URL as given.
+        url: String,
+    },
     /// The row is still referred to (a template a campaign uses) and was kept.
     #[error("{0} is still in use")]
     InUse(String),
@@ -55,10 +90,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A database failure described in words, without a driver error.
+    pub fn database(message: impl Into<String>) -> Self {
+        Self::Database {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
     /// Whether the same call may succeed if tried again later (the database was busy), as
     /// opposed to failing the same way every time.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Locked(_) | Self::WorkerGone)
+    }
+
+    /// Whether the call failed because of a concurrent write to the same data.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
     }
 }
 

@@ -189,7 +189,24 @@ pub(crate) fn db_error(error: rusqlite::Error) -> StoreError {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
             StoreError::Locked(error.to_string())
         }
-        _ => StoreError::Database(error.to_string()),
+        // A unique or primary key taken by another write.
+        Some(ErrorCode::ConstraintViolation)
+            if matches!(
+                &error,
+                rusqlite::Error::SqliteFailure(failure, _)
+                    if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ) =>
+        {
+            StoreError::Conflict {
+                message: error.to_string(),
+                cause: Some(Box::new(error)),
+            }
+        }
+        _ => StoreError::Database {
+            message: error.to_string(),
+            cause: Some(Box::new(error)),
+        },
     }
 }
 

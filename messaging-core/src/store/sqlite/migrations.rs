@@ -354,7 +354,7 @@ fn apply_pending(conn: &mut Connection) -> Result<(), StoreError> {
             .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
             .map_err(db_error)? as usize;
         if applied > LATEST {
-            return Err(StoreError::Database(format!(
+            return Err(StoreError::database(format!(
                 "the database is at schema version {applied}, newer than this build's {LATEST}; \
                  upgrade the program"
             )));
@@ -368,7 +368,7 @@ fn apply_pending(conn: &mut Connection) -> Result<(), StoreError> {
             .optional()
             .map_err(db_error)?;
         if let Some(table) = dangling {
-            return Err(StoreError::Database(format!(
+            return Err(StoreError::database(format!(
                 "migration {} would leave rows of {table} referring to nothing",
                 applied + 1
             )));

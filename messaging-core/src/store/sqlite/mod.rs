@@ -14,6 +14,7 @@ mod migrations;
 mod outbox;
 mod poll_marks;
 mod receipts;
+mod segment_params;
 mod stats;
 mod status_checks;
 mod users;
@@ -54,8 +55,8 @@ impl SqliteStore {
         }
         if path == ":memory:" || path.starts_with("file::memory:") {
             // Each connection would get its own empty database.
-            return Err(StoreError::Database(
-                "in-memory SQLite databases are not supported: give a file path".into(),
+            return Err(StoreError::database(
+                "in-memory SQLite databases are not supported: give a file path",
             ));
         }
         Self::open(path).await

@@ -167,7 +167,7 @@ pub(super) fn accept(
         )
         .map_err(db_error)?;
     if updated == 0 {
-        return Err(StoreError::Database(format!("no message {id}")));
+        return Err(StoreError::database(format!("no message {id}")));
     }
     // The provider's first answer only ever moves a message towards delivery,
     // never back into the queue to be sent again.
