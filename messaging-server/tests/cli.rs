@@ -218,7 +218,10 @@ fn a_database_url_the_build_cannot_open_stops_the_server_with_its_name_and_what_
             .expect("the binary runs");
         assert!(!output.status.success(), "{url} is refused");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("DATABASE_URL") || stderr.contains(url), "{url}: {stderr}");
+        assert!(
+            stderr.contains("DATABASE_URL") || stderr.contains(url),
+            "{url}: {stderr}"
+        );
         assert!(stderr.contains(says), "{url}: {stderr}");
     }
 }

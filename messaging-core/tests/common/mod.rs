@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use messaging_core::Engine;
 use messaging_core::clock::ManualClock;
 use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
+use messaging_core::store::Store;
 use messaging_core::store::sqlite::SqliteStore;
 use tempfile::TempDir;
 
@@ -38,6 +39,33 @@ pub async fn engine() -> TestEngine {
         clock,
         dir,
     }
+}
+
+/// An engine over one storage backend, for behaviour every backend must share.
+pub struct BackendEngine {
+    /// The backend's name, for assertion messages.
+    pub name: &'static str,
+    pub engine: Engine,
+    /// The store behind the engine, through its port only.
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    _dir: TempDir,
+}
+
+/// An engine on a fresh database of every backend the store suite runs against: SQLite on a
+/// temporary file. (A PostgreSQL adapter joins this list with a fresh database per test.)
+pub async fn backends() -> Vec<BackendEngine> {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("test.db")).await.unwrap());
+    let clock = Arc::new(ManualClock::new(start_time()));
+    vec![BackendEngine {
+        name: "sqlite",
+        engine: Engine::new(store.clone(), clock.clone()),
+        store,
+        clock,
+        _dir: dir,
+    }]
 }
 
 pub fn sample(name: &str) -> PathBuf {
