@@ -305,7 +305,49 @@ async fn a_segment_shows_how_many_users_match(client: &Client, app: &TestApp) {
         t.contains("Edit dancers")
     })
     .await;
+    // The saved rule is read back into the builder.
+    let kind = find(client, ".condition select[name=kind]").await;
+    assert_eq!(kind.prop("value").await.unwrap().as_deref(), Some("topic"));
+    let topic = find(client, ".condition input[name=a]").await;
+    assert_eq!(topic.prop("value").await.unwrap().as_deref(), Some("DANCE"));
+    text_until(
+        client,
+        "#segment-count .segment-count",
+        "the saved segment's count",
+        |t| t == expected.to_string(),
+    )
+    .await;
     screenshot(client, "segments").await;
+
+    // So is the seed's shorthand, as an attribute comparison.
+    let (status, colombo) = app
+        .post(
+            "/api/v1/segments",
+            &json!({"name": "Colombo", "rule": {"attributes.city": "Colombo"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{colombo}");
+    client
+        .goto(&format!(
+            "{}/ui/segments/{}",
+            app.base,
+            colombo["id"].as_str().unwrap()
+        ))
+        .await
+        .unwrap();
+    text_until(client, "main", "the segment opens", |t| {
+        t.contains("Edit Colombo")
+    })
+    .await;
+    let values = client
+        .execute(
+            "return [...document.querySelectorAll('.condition select, .condition input')]\
+             .map((e) => e.value);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(values, json!(["attribute", "city", "eq", "Colombo"]));
 }
 
 async fn a_launched_campaign_is_watched_to_completion(client: &Client, app: &TestApp) {
@@ -528,14 +570,33 @@ async fn a_reply_goes_out_from_the_inbound_page_and_the_window_is_explained(
         )
         .await;
     assert!(status.is_success(), "{status}");
+    let (status, _, _) = app
+        .post_form(
+            "/twilio/inbound",
+            &[
+                ("MessageSid", "SMui000000000000000000000000000002"),
+                ("From", "whatsapp:+94771234501"),
+                ("To", "whatsapp:+14155550100"),
+                ("Body", "and the tracking number?"),
+            ],
+            &[],
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
     client
         .goto(&format!("{}/ui/inbound", app.base))
         .await
         .unwrap();
-    text_until(client, "main table", "the inbound list", |t| {
-        t.contains("where is my order?")
+    // One row per user, with their latest message.
+    text_until(client, "main table", "the conversations", |t| {
+        t.contains("and the tracking number?")
     })
     .await;
+    let rows = client
+        .find_all(Locator::Css("main table a[href*='94771234501']"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "one conversation per user");
     find(client, "main table a[href*='94771234501']")
         .await
         .click()
@@ -548,7 +609,9 @@ async fn a_reply_goes_out_from_the_inbound_page_and_the_window_is_explained(
         .await
         .unwrap();
     text_until(client, ".conversation", "the reply in the thread", |t| {
-        t.contains("On its way!") && t.contains("where is my order?")
+        t.contains("On its way!")
+            && t.contains("where is my order?")
+            && t.contains("and the tracking number?")
     })
     .await;
     screenshot(client, "conversation").await;

@@ -1,22 +1,42 @@
-// Inbound: the latest messages users wrote, newest first, with their commands; one user's
+// Inbound: conversations per user, newest first, with their latest message and command; one user's
 // conversation (what we sent and what they wrote, in time order) with a reply box. A reply
 // outside WhatsApp's 24-hour window cannot be free text: the API says so, and the page offers
 // the templates with an approved Content SID instead.
 import { get, post, query } from '../api.js';
+import { navigate } from '../router.js';
 import { h, replace } from '../dom.js';
-import { badge, card, errorBox, field, link, pageHeader, pager, select, table, timeCell } from '../components.js';
+import { badge, card, errorBox, field, link, pageHeader, select, table, timeCell } from '../components.js';
 
 export async function render(main, [phone]) {
   if (phone) return conversation(main, phone);
   const list = h('div');
-  const inbound = pager((cursor) => get('/inbound' + query({ limit: 50, cursor })), (items) => replace(list, table([
-    ['Received', (m) => timeCell(m.received_at)],
-    ['From', (m) => link('/ui/inbound/' + encodeURIComponent(m.from), m.from)],
-    ['Message', (m) => m.body],
-    ['Command', (m) => m.command ? h('span', {}, badge(m.command), m.topic ? ' ' + m.topic : '') : '—'],
-  ], items, 'No one has written to us yet.')));
-  main.append(pageHeader('Inbound'), card('Latest messages', list, inbound.element));
-  await inbound.reload().catch((error) => replace(list, errorBox(error)));
+  const who = h('input', { name: 'phone', type: 'tel', placeholder: '+94771234501', autocomplete: 'off' });
+  const open = h('form', { class: 'filters' }, field('Open a conversation with', who), h('div', { class: 'actions' }, h('button', { type: 'submit', text: 'Open' })));
+  open.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (who.value.trim()) navigate('/ui/inbound/' + encodeURIComponent(who.value.trim()));
+  });
+  main.append(pageHeader('Inbound'), card('Conversations', open, list));
+  try {
+    // The latest messages, one row per user (their newest message first), newest users first.
+    const page = await get('/inbound' + query({ limit: 200 }));
+    const people = new Map();
+    for (const m of page.items) {
+      const seen = people.get(m.from);
+      if (seen) seen.count += 1;
+      else people.set(m.from, { ...m, count: 1 });
+    }
+    replace(list, table([
+      ['User', (m) => link('/ui/inbound/' + encodeURIComponent(m.from), m.from)],
+      ['Latest message', (m) => m.body],
+      ['Received', (m) => timeCell(m.received_at)],
+      ['Command', (m) => m.command ? h('span', {}, badge(m.command), m.topic ? ' ' + m.topic : '') : '—'],
+      ['Messages', (m) => String(m.count)],
+    ], [...people.values()], 'No one has written to us yet.'),
+    page.next_cursor ? h('p', { class: 'muted', text: 'From the latest 200 messages; older conversations open by phone above.' }) : null);
+  } catch (error) {
+    replace(list, errorBox(error));
+  }
 }
 
 async function conversation(main, phone) {

@@ -58,6 +58,49 @@ function ruleOf(combine, conditions) {
   return { [combine]: parts };
 }
 
+/** One condition of the builder from a rule leaf, or null when the builder has no row for it. */
+function conditionOf(leaf) {
+  if (!leaf || typeof leaf !== 'object' || Array.isArray(leaf)) return null;
+  const keys = Object.keys(leaf);
+  if (keys.length === 1 && typeof leaf.topic === 'string') return { kind: 'topic', a: leaf.topic, op: 'eq', b: '' };
+  if (keys.length === 1 && typeof (leaf.consent ?? leaf.consent_state) === 'string') return { kind: 'consent', a: leaf.consent ?? leaf.consent_state, op: 'eq', b: '' };
+  if (typeof leaf.event === 'string' && keys.every((k) => ['event', 'min_count', 'within_days'].includes(k))) {
+    return { kind: 'event', a: leaf.event, op: 'eq', b: `${leaf.min_count ?? 1}/${leaf.within_days ?? 30}` };
+  }
+  if (typeof leaf.attribute === 'string' && keys.every((k) => ['attribute', 'op', 'value'].includes(k))) {
+    const op = leaf.op || 'eq';
+    const b = op === 'exists' ? '' : Array.isArray(leaf.value) ? leaf.value.map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join(', ') : typeof leaf.value === 'string' ? leaf.value : JSON.stringify(leaf.value);
+    return { kind: 'attribute', a: leaf.attribute, op, b };
+  }
+  // The seed's shorthand: {"attributes.city": "Colombo"}.
+  if (keys.length === 1 && keys[0].startsWith('attributes.') && typeof leaf[keys[0]] !== 'object') {
+    const v = leaf[keys[0]];
+    return { kind: 'attribute', a: keys[0].slice('attributes.'.length), op: 'eq', b: typeof v === 'string' ? v : JSON.stringify(v) };
+  }
+  return null;
+}
+
+/** The builder's rows for a stored rule (one condition, all/any of conditions, or the seed's
+ * shorthand with several keys), or null when the rule needs the JSON view. */
+function conditionsOf(rule) {
+  if (rule && typeof rule === 'object' && !Array.isArray(rule)) {
+    for (const combine of ['all', 'any']) {
+      if (Object.keys(rule).length === 1 && Array.isArray(rule[combine])) {
+        const conditions = rule[combine].map(conditionOf);
+        return conditions.every(Boolean) ? { combine, conditions } : null;
+      }
+    }
+    const single = conditionOf(rule);
+    if (single) return { combine: 'all', conditions: [single] };
+    const keys = Object.keys(rule);
+    if (keys.length > 1) {
+      const conditions = keys.map((k) => conditionOf({ [k]: rule[k] }));
+      return conditions.every(Boolean) ? { combine: 'all', conditions } : null;
+    }
+  }
+  return null;
+}
+
 async function edit(slot, id) {
   const segment = id ? await get('/segments/' + encodeURIComponent(id)).catch((error) => { replace(slot, errorBox(error)); return undefined; }) : null;
   if (segment === undefined) return;
@@ -75,6 +118,14 @@ async function edit(slot, id) {
     rows.append(row);
   }
   combine.addEventListener('change', fromBuilder);
+  const stored = conditionsOf(segment ? segment.rule : { topic: 'DANCE' });
+  const builderNote = h('p', { class: 'muted' });
+  if (stored) {
+    combine.value = stored.combine;
+    for (const condition of stored.conditions) addCondition(condition);
+  } else {
+    builderNote.textContent = 'This rule uses forms the builder does not show (not, nested groups, user fields): edit it as JSON below.';
+  }
   const refresh = debounce(async () => {
     let rule;
     try { rule = JSON.parse(json.value); } catch (e) { replace(live, errorBox({ message: 'The rule is not JSON: ' + e.message })); return; }
@@ -86,7 +137,7 @@ async function edit(slot, id) {
   }, 300);
   json.addEventListener('input', refresh);
   const save = h('button', { type: 'submit', class: 'primary', text: id ? 'Save segment' : 'Create segment' });
-  const form = h('form', {}, field('Name', name), h('h3', { text: 'Conditions' }), field('Combine', combine), rows,
+  const form = h('form', {}, field('Name', name), h('h3', { text: 'Conditions' }), field('Combine', combine), builderNote, rows,
     h('div', { class: 'actions' }, h('button', { type: 'button', text: 'Add condition', on: { click: () => addCondition({ kind: 'attribute', a: '', op: 'eq', b: '' }) } })),
     field('Rule (JSON)', json, 'The full form: all / any / not, attribute comparisons, topic, consent, event history.'), errors,
     h('div', { class: 'actions' }, save, id ? h('button', { type: 'button', text: 'Delete', on: { click: async () => { try { await del('/segments/' + encodeURIComponent(id)); navigate('/ui/segments'); } catch (e) { showError(errors, e); } } } }) : null));
