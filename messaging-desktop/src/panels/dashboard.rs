@@ -9,7 +9,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 use messaging_core::domain::MessageStatus;
 use messaging_core::engine::{SeriesWindow, Stats, TimeSeries};
 
-use super::{Panels, count, describe, error_line, heading, status_colour, tile};
+use super::{Panels, count, describe, error_line, heading, status_colour, status_tiles, tile};
 use crate::backend::Backend;
 
 /// The dashboard's state.
@@ -78,49 +78,9 @@ impl Dashboard {
             return;
         };
         let dark = ui.visuals().dark_mode;
-        let by = |s: MessageStatus| stats.by_status.get(&s).copied().unwrap_or(0);
         ui.horizontal_wrapped(|ui| {
             tile(ui, "messages", count(stats.messages), None);
-            tile(
-                ui,
-                "queued",
-                count(
-                    by(MessageStatus::Pending)
-                        + by(MessageStatus::Queued)
-                        + by(MessageStatus::Sending),
-                ),
-                Some(status_colour(MessageStatus::Queued, dark)),
-            );
-            tile(
-                ui,
-                "sent",
-                count(by(MessageStatus::Sent)),
-                Some(status_colour(MessageStatus::Sent, dark)),
-            );
-            tile(
-                ui,
-                "delivered",
-                count(by(MessageStatus::Delivered) + by(MessageStatus::Read)),
-                Some(status_colour(MessageStatus::Delivered, dark)),
-            );
-            tile(
-                ui,
-                "read",
-                count(by(MessageStatus::Read)),
-                Some(status_colour(MessageStatus::Read, dark)),
-            );
-            tile(
-                ui,
-                "failed",
-                count(by(MessageStatus::Failed) + by(MessageStatus::Undelivered)),
-                Some(status_colour(MessageStatus::Failed, dark)),
-            );
-            tile(
-                ui,
-                "skipped",
-                count(by(MessageStatus::Skipped)),
-                Some(status_colour(MessageStatus::Skipped, dark)),
-            );
+            status_tiles(ui, &stats.by_status);
             tile(
                 ui,
                 "delivery %",

@@ -5,8 +5,6 @@
 //! panel only shows its answers.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use eframe::egui::{self, RichText};
 use messaging_core::domain::{FieldError, TriggerEvent};
@@ -14,8 +12,9 @@ use messaging_core::engine::{EventOutcome, EventsIngestion};
 use messaging_core::ingest::{IngestReport, IngestSource, IngestionEnd};
 use messaging_core::store::PageRequest;
 
+use super::import::FileImport;
 use super::users::report_ui;
-use super::{Counted, Panels, count, describe, error_line, heading};
+use super::{Panels, count, describe, error_line, heading};
 use crate::backend::{Backend, Update};
 
 /// A user event, the box's starting text.
@@ -36,7 +35,7 @@ pub struct Events {
     field_errors: Vec<FieldError>,
     outcome: Option<EventOutcome>,
     error: Option<String>,
-    import: Option<Import>,
+    import: Option<FileImport>,
     last_import: Option<(String, EventsIngestion)>,
     recent: Vec<TriggerEvent>,
     /// The recent events are to be read (again).
@@ -57,14 +56,6 @@ impl Default for Events {
             stale: true,
         }
     }
-}
-
-/// An import in progress.
-struct Import {
-    file: String,
-    size: u64,
-    read: Arc<AtomicU64>,
-    cancel: Arc<AtomicBool>,
 }
 
 impl Events {
@@ -172,25 +163,7 @@ impl Events {
                     );
                 });
                 if let Some(import) = &self.import {
-                    let read = import.read.load(Ordering::Relaxed);
-                    let fraction = if import.size == 0 {
-                        0.0
-                    } else {
-                        read as f32 / import.size as f32
-                    };
-                    ui.horizontal(|ui| {
-                        ui.add(
-                            egui::ProgressBar::new(fraction.min(1.0))
-                                .desired_width(320.0)
-                                .show_percentage()
-                                .text(format!("{} — {} bytes", import.file, count(read))),
-                        );
-                        if ui.button("Cancel").clicked() {
-                            import.cancel.store(true, Ordering::Relaxed);
-                        }
-                    });
-                    ui.ctx()
-                        .request_repaint_after(std::time::Duration::from_millis(100));
+                    import.progress_ui(ui);
                 } else if ui.button("Choose a file…").clicked()
                     && let Some(path) = rfd::FileDialog::new()
                         .add_filter("Events", &["jsonl", "ndjson", "json", "txt"])
@@ -207,28 +180,14 @@ impl Events {
     /// Imports a JSONL file of events with progress; the report and what each event name
     /// triggered show when it is done. Cancelling keeps the events already recorded.
     pub fn start_import(&mut self, path: PathBuf, backend: &mut Backend) {
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
+        let (import, reader) = match FileImport::open(&path) {
+            Ok(opened) => opened,
             Err(error) => {
-                self.error = Some(format!("cannot open {}: {error}", path.display()));
+                self.error = Some(error);
                 return;
             }
         };
-        let import = Import {
-            file: name.clone(),
-            size: file.metadata().map_or(0, |m| m.len()),
-            read: Arc::default(),
-            cancel: Arc::default(),
-        };
-        let reader = Counted {
-            inner: std::io::BufReader::new(file),
-            read: import.read.clone(),
-            cancel: import.cancel.clone(),
-        };
+        let name = import.name.clone();
         self.import = Some(import);
         self.error = None;
         backend.run(move |engine| async move {

@@ -4,15 +4,14 @@
 pub mod campaigns;
 pub mod dashboard;
 pub mod events;
+mod import;
 pub mod inbound;
 pub mod segments;
 pub mod settings;
 pub mod templates;
 pub mod users;
 
-use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use eframe::egui::{self, Color32, RichText};
 use messaging_core::EngineError;
@@ -95,25 +94,50 @@ pub struct Panels {
     pub other_sender: Option<String>,
 }
 
-/// A file read with its progress counted and a way to stop it: imports read through it, the
-/// panel shows `read` against the file's size and sets `cancel` to stop at the next read.
-pub(crate) struct Counted<R> {
-    /// The file.
-    pub(crate) inner: R,
-    /// Bytes read so far.
-    pub(crate) read: Arc<AtomicU64>,
-    /// Set to stop the import: the next read fails.
-    pub(crate) cancel: Arc<AtomicBool>,
+/// Waits for typing to pause before the engine is asked again (a live preview or count).
+#[derive(Debug, Default)]
+pub(crate) struct TypingPause {
+    edited_at: Option<Instant>,
+    due_now: bool,
 }
 
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other("the import was cancelled"));
+impl TypingPause {
+    /// A pause that is over at once: the first answer is asked for without waiting.
+    pub(crate) fn over() -> Self {
+        Self {
+            edited_at: None,
+            due_now: true,
         }
-        let n = self.inner.read(buffer)?;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+    }
+
+    /// Something was typed: wait again.
+    pub(crate) fn typed(&mut self) {
+        self.edited_at = Some(Instant::now());
+    }
+
+    /// Ask at the next frame, without waiting.
+    pub(crate) fn ask_now(&mut self) {
+        self.due_now = true;
+    }
+
+    /// Whether to ask now: once `after` has passed since the last keystroke (or at once when
+    /// asked for); meanwhile the window repaints when the pause ends.
+    pub(crate) fn over_after(&mut self, ui: &egui::Ui, after: Duration) -> bool {
+        if std::mem::take(&mut self.due_now) {
+            self.edited_at = None;
+            return true;
+        }
+        match self.edited_at {
+            Some(at) if at.elapsed() >= after => {
+                self.edited_at = None;
+                true
+            }
+            Some(_) => {
+                ui.ctx().request_repaint_after(after);
+                false
+            }
+            None => false,
+        }
     }
 }
 
@@ -180,6 +204,30 @@ fn tile_frame(ui: &mut egui::Ui, caption: &str, value: String, colour: Option<Co
                 });
             });
         });
+}
+
+/// The tiles of messages per status, each in its status's colour: queued (pending, queued,
+/// sending), sent, delivered (delivered and read), read, failed (failed and undelivered),
+/// skipped and deferred.
+pub fn status_tiles(ui: &mut egui::Ui, by_status: &std::collections::BTreeMap<MessageStatus, u64>) {
+    use MessageStatus::*;
+    const TILES: [(&str, &[MessageStatus], MessageStatus); 7] = [
+        ("queued", &[Pending, Queued, Sending], Queued),
+        ("sent", &[Sent], Sent),
+        ("delivered", &[Delivered, Read], Delivered),
+        ("read", &[Read], Read),
+        ("failed", &[Failed, Undelivered], Failed),
+        ("skipped", &[Skipped], Skipped),
+        ("deferred", &[Deferred], Deferred),
+    ];
+    let dark = ui.visuals().dark_mode;
+    for (caption, statuses, colour) in TILES {
+        let n = statuses
+            .iter()
+            .map(|s| by_status.get(s).copied().unwrap_or(0))
+            .sum();
+        tile(ui, caption, count(n), Some(status_colour(colour, dark)));
+    }
 }
 
 /// A count with thousands separators (`1,000,000`).

@@ -2,7 +2,7 @@
 //! rule changes (counted by the engine over the whole database). The rule is the JSON the API
 //! takes (the seed's shorthand `{"topic": "DANCE"}` works); buttons add the common conditions.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eframe::egui::{self, RichText};
 use messaging_core::domain::{Segment, SegmentDraft, SegmentId, User};
@@ -10,7 +10,7 @@ use messaging_core::segment::SegmentRule;
 use messaging_core::store::PageRequest;
 use serde_json::{Value, json};
 
-use super::{Panels, count, describe, error_line, heading};
+use super::{Panels, TypingPause, count, describe, error_line, heading};
 use crate::backend::{Backend, Update};
 
 /// How long typing pauses before the rule is counted again.
@@ -29,7 +29,7 @@ struct Editor {
     id: Option<SegmentId>,
     name: String,
     rule: String,
-    edited_at: Option<Instant>,
+    pause: TypingPause,
     counted: Option<Result<(u64, Vec<User>), String>>,
     error: Option<String>,
     saved: bool,
@@ -41,7 +41,7 @@ impl Editor {
             id,
             name,
             rule: serde_json::to_string_pretty(rule).unwrap_or_default(),
-            edited_at: Some(Instant::now() - COUNT_AFTER),
+            pause: TypingPause::over(),
             counted: None,
             error: None,
             saved: false,
@@ -69,7 +69,7 @@ impl Editor {
             other => json!({"all": [other, condition]}),
         };
         self.rule = serde_json::to_string_pretty(&next).unwrap_or_default();
-        self.edited_at = Some(Instant::now());
+        self.pause.typed();
     }
 }
 
@@ -190,7 +190,7 @@ fn editor_ui(ui: &mut egui::Ui, editor: &mut Editor, backend: &mut Backend, relo
         )
         .changed();
     if changed {
-        editor.edited_at = Some(Instant::now());
+        editor.pause.typed();
         editor.saved = false;
     }
     ui.horizontal(|ui| {
@@ -226,13 +226,8 @@ fn editor_ui(ui: &mut egui::Ui, editor: &mut Editor, backend: &mut Backend, relo
             ui.weak("Counting…");
         }
     }
-    if let Some(at) = editor.edited_at {
-        if at.elapsed() >= COUNT_AFTER {
-            editor.edited_at = None;
-            count_rule(editor, backend);
-        } else {
-            ui.ctx().request_repaint_after(COUNT_AFTER);
-        }
+    if editor.pause.over_after(ui, COUNT_AFTER) {
+        count_rule(editor, backend);
     }
 }
 

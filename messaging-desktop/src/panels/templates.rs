@@ -4,7 +4,7 @@
 //! of an approved WhatsApp template.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eframe::egui::{self, RichText};
 use messaging_core::domain::{Channel, PhoneNumber, Template, TemplateDraft, TemplateId};
@@ -12,7 +12,7 @@ use messaging_core::engine::PreviewInput;
 use messaging_core::store::PageRequest;
 use serde_json::{Map, Value};
 
-use super::{Panels, describe, error_line, heading};
+use super::{Panels, TypingPause, describe, error_line, heading};
 use crate::backend::{Backend, Update};
 
 /// How long typing pauses before the preview is rendered again.
@@ -40,7 +40,7 @@ struct Editor {
     /// …or for these attributes and event data (JSON objects).
     attributes: String,
     event: String,
-    edited_at: Option<Instant>,
+    pause: TypingPause,
     /// Whether the first user was looked up to render for.
     found_user: bool,
     preview: Option<Result<String, String>>,
@@ -64,7 +64,7 @@ impl Editor {
             user,
             attributes: String::new(),
             event: String::new(),
-            edited_at: Some(Instant::now() - PREVIEW_AFTER),
+            pause: TypingPause::over(),
             found_user: false,
             preview: None,
             error: None,
@@ -176,7 +176,7 @@ impl Templates {
     pub fn set_content(&mut self, content: &str) {
         if let Some(editor) = &mut self.editor {
             editor.content = content.to_owned();
-            editor.edited_at = Some(Instant::now());
+            editor.pause.typed();
         }
     }
 
@@ -242,7 +242,7 @@ fn find_first_user(editor: &mut Editor, backend: &mut Backend) {
                 && let Some(user) = page.items.first()
             {
                 editor.user = user.phone.to_string();
-                editor.edited_at = Some(Instant::now() - PREVIEW_AFTER);
+                editor.pause.ask_now();
             }
         }) as Update
     });
@@ -338,7 +338,7 @@ fn editor_ui(ui: &mut egui::Ui, editor: &mut Editor, backend: &mut Backend, relo
             ui.end_row();
         });
     if edited {
-        editor.edited_at = Some(Instant::now());
+        editor.pause.typed();
         editor.saved = false;
     }
     match &editor.preview {
@@ -358,13 +358,8 @@ fn editor_ui(ui: &mut egui::Ui, editor: &mut Editor, backend: &mut Backend, relo
             ui.weak("Rendering…");
         }
     }
-    if let Some(at) = editor.edited_at {
-        if at.elapsed() >= PREVIEW_AFTER {
-            editor.edited_at = None;
-            render(editor, backend);
-        } else {
-            ui.ctx().request_repaint_after(PREVIEW_AFTER);
-        }
+    if editor.pause.over_after(ui, PREVIEW_AFTER) {
+        render(editor, backend);
     }
 }
 

@@ -5,8 +5,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use eframe::egui::{self, RichText};
 use egui_extras::{Column, TableBuilder};
@@ -14,7 +12,8 @@ use messaging_core::domain::{Consent, InboundMessage, Message, PhoneNumber, Topi
 use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
 use messaging_core::store::{MessageQuery, PageRequest, UserQuery};
 
-use super::{Counted, Panels, count, describe, error_line, heading, status_label};
+use super::import::FileImport;
+use super::{Panels, count, describe, error_line, heading, status_label};
 use crate::backend::{Backend, Update};
 
 const BLOCK: u64 = 100;
@@ -34,19 +33,11 @@ pub struct Users {
     end: Option<u64>,
     topics: Vec<String>,
     error: Option<String>,
-    import: Option<Import>,
+    import: Option<FileImport>,
     last_report: Option<(String, IngestReport)>,
     selected: Option<UserDetail>,
     /// The user shown changed: read them again.
     reload_selected: bool,
-}
-
-/// An import in progress.
-struct Import {
-    file: String,
-    size: u64,
-    read: Arc<AtomicU64>,
-    cancel: Arc<AtomicBool>,
 }
 
 /// One user's page.
@@ -326,25 +317,7 @@ impl Users {
                     ui.label(RichText::new("CSV or JSON; duplicates and re-imports merge").weak());
                 });
                 if let Some(import) = &self.import {
-                    let read = import.read.load(Ordering::Relaxed);
-                    let fraction = if import.size == 0 {
-                        0.0
-                    } else {
-                        read as f32 / import.size as f32
-                    };
-                    ui.horizontal(|ui| {
-                        ui.add(
-                            egui::ProgressBar::new(fraction.min(1.0))
-                                .desired_width(320.0)
-                                .show_percentage()
-                                .text(format!("{} — {}", import.file, bytes(read))),
-                        );
-                        if ui.button("Cancel").clicked() {
-                            import.cancel.store(true, Ordering::Relaxed);
-                        }
-                    });
-                    ui.ctx()
-                        .request_repaint_after(std::time::Duration::from_millis(100));
+                    import.progress_ui(ui);
                 } else if ui.button("Choose a file…").clicked()
                     && let Some(path) = rfd::FileDialog::new()
                         .add_filter("Users", &["csv", "json", "jsonl", "ndjson", "txt"])
@@ -361,29 +334,15 @@ impl Users {
     /// Imports a users file (CSV or JSON by its extension) with progress; the report shows
     /// when it is done. Cancelling keeps the rows already written.
     pub fn start_import(&mut self, path: PathBuf, backend: &mut Backend) {
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
+        let (import, reader) = match FileImport::open(&path) {
+            Ok(opened) => opened,
             Err(error) => {
-                self.error = Some(format!("cannot open {}: {error}", path.display()));
+                self.error = Some(error);
                 return;
             }
         };
+        let name = import.name.clone();
         let format = format_of(&path);
-        let import = Import {
-            file: name.clone(),
-            size: file.metadata().map_or(0, |m| m.len()),
-            read: Arc::default(),
-            cancel: Arc::default(),
-        };
-        let reader = Counted {
-            inner: std::io::BufReader::new(file),
-            read: import.read.clone(),
-            cancel: import.cancel.clone(),
-        };
         self.import = Some(import);
         self.error = None;
         backend.run(move |engine| async move {
@@ -421,14 +380,6 @@ fn format_of(path: &Path) -> UserFileFormat {
     {
         Some(ext) if ext == "json" || ext == "jsonl" || ext == "ndjson" => UserFileFormat::Json,
         _ => UserFileFormat::Csv,
-    }
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 20 => format!("{:.1} MB", n as f64 / (1 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.0} KB", n as f64 / 1024.0),
-        n => format!("{n} B"),
     }
 }
 

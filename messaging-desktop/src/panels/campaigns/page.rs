@@ -10,9 +10,7 @@ use messaging_core::domain::{
 use messaging_core::engine::{CampaignPreview, Stats};
 use messaging_core::store::{MessageQuery, PageRequest};
 
-use super::super::{
-    Panels, count, describe, error_line, heading, status_colour, status_label, tile,
-};
+use super::super::{Panels, count, describe, error_line, heading, status_label, status_tiles};
 use super::form::Form;
 use super::{REFRESH, View, campaign_status, trigger_text};
 use crate::backend::{Backend, Update};
@@ -272,53 +270,7 @@ fn monitor_ui(ui: &mut egui::Ui, page: &CampaignPage) {
                 )),
         );
     }
-    let dark = ui.visuals().dark_mode;
-    ui.horizontal_wrapped(|ui| {
-        tile(
-            ui,
-            "queued",
-            count(
-                by(MessageStatus::Pending) + by(MessageStatus::Queued) + by(MessageStatus::Sending),
-            ),
-            Some(status_colour(MessageStatus::Queued, dark)),
-        );
-        tile(
-            ui,
-            "sent",
-            count(by(MessageStatus::Sent)),
-            Some(status_colour(MessageStatus::Sent, dark)),
-        );
-        tile(
-            ui,
-            "delivered",
-            count(by(MessageStatus::Delivered) + by(MessageStatus::Read)),
-            Some(status_colour(MessageStatus::Delivered, dark)),
-        );
-        tile(
-            ui,
-            "read",
-            count(by(MessageStatus::Read)),
-            Some(status_colour(MessageStatus::Read, dark)),
-        );
-        tile(
-            ui,
-            "failed",
-            count(by(MessageStatus::Failed) + by(MessageStatus::Undelivered)),
-            Some(status_colour(MessageStatus::Failed, dark)),
-        );
-        tile(
-            ui,
-            "skipped",
-            count(by(MessageStatus::Skipped)),
-            Some(status_colour(MessageStatus::Skipped, dark)),
-        );
-        tile(
-            ui,
-            "deferred",
-            count(by(MessageStatus::Deferred)),
-            Some(status_colour(MessageStatus::Deferred, dark)),
-        );
-    });
+    ui.horizontal_wrapped(|ui| status_tiles(ui, &stats.by_status));
     if !stats.skipped_by_step.is_empty() {
         ui.label(RichText::new("Why messages were skipped").strong());
         for skipped in &stats.skipped_by_step {
