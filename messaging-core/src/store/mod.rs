@@ -427,7 +427,9 @@ pub struct CampaignRun {
     pub id: RunId,
     /// The campaign.
     pub campaign_id: CampaignId,
-    /// What started it: `launch`, or `event:<event id>`; unique per campaign.
+    /// What started it: `launch`, or `event:<event id>`
+    /// ([`TriggerEvent::run_trigger_key`](crate::domain::TriggerEvent::run_trigger_key));
+    /// unique per campaign.
     pub trigger_key: String,
     /// The event that started it, for event-triggered campaigns.
     pub event_id: Option<EventId>,
