@@ -14,9 +14,10 @@ use uuid::Uuid;
 use super::connection::db_error;
 use super::outbox::{MessageWriter, RunKey, id_from_key, key};
 use super::receipts::{accept, opt_out_if_unsubscribed};
-use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use super::{SqliteStore, corrupt, from_millis, millis, sql_names, to_json_text};
 use crate::domain::{
-    AuditDecision, CampaignId, Consent, MessageId, MessageStatus, PhoneNumber, SendAs, TimeZone,
+    AuditDecision, CampaignId, CampaignStatus, Consent, MessageId, MessageStatus, PhoneNumber,
+    SendAs, TimeZone,
 };
 use crate::store::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, OutboxEntry,
@@ -27,10 +28,18 @@ use crate::store::{
 /// and the conversation count look at.
 const RELEASED: &str = "('queued', 'sending', 'sent', 'delivered', 'read')";
 
-/// Campaign states whose messages are sent (an event-triggered campaign sends while it
-/// listens, `scheduled` or `running`), as the keys messages hold (see `outbox::key`).
-const SENDING_CAMPAIGN: &str = "(SELECT unhex(replace(id, '-', '')) FROM campaigns \
-     WHERE status IN ('scheduled', 'running'))";
+/// The campaigns whose messages are sent, as the keys messages hold (see `outbox::key`), with
+/// the states taken from [`CampaignStatus::sends_messages`].
+fn sending_campaigns() -> String {
+    let states = CampaignStatus::ALL
+        .into_iter()
+        .filter(|status| status.sends_messages())
+        .map(CampaignStatus::as_str);
+    format!(
+        "(SELECT unhex(replace(id, '-', '')) FROM campaigns WHERE status IN {})",
+        sql_names(states)
+    )
+}
 
 fn due_message_sql() -> String {
     format!(
@@ -326,9 +335,10 @@ impl DispatchStore for SqliteStore {
                     let sql = match request.campaign_id {
                         Some(_) => format!(
                             "UPDATE messages SET lease_until = ?2 WHERE id IN (
-                                 SELECT id FROM ({}) WHERE ?3 IN {SENDING_CAMPAIGN})
+                                 SELECT id FROM ({}) WHERE ?3 IN {})
                              RETURNING id",
-                            due_sql("campaign_id = ?3")
+                            due_sql("campaign_id = ?3"),
+                            sending_campaigns()
                         ),
                         None => format!(
                             "UPDATE messages SET lease_until = ?2 WHERE id IN (
@@ -393,7 +403,8 @@ impl DispatchStore for SqliteStore {
                             "UPDATE messages SET status = 'sending', attempts = attempts + 1,
                                  lease_until = ?, updated_at = ?
                              WHERE id = ? AND status = 'queued'
-                                 AND (campaign_id IS NULL OR campaign_id IN {SENDING_CAMPAIGN})"
+                                 AND (campaign_id IS NULL OR campaign_id IN {})",
+                            sending_campaigns()
                         ))
                         .map_err(db_error)?;
                     let mut release = tx
