@@ -13,11 +13,11 @@ use uuid::Uuid;
 
 use super::connection::db_error;
 use super::outbox::{MessageWriter, RunKey, id_from_key, key};
-use super::receipts::{accept, opt_out_if_unsubscribed};
+use super::receipts::{accept, opt_out};
 use super::{SqliteStore, corrupt, from_millis, millis, sql_names, to_json_text};
 use crate::domain::{
     AuditDecision, CampaignId, CampaignStatus, Consent, MessageId, MessageStatus, PhoneNumber,
-    SendAs, TimeZone,
+    SendAs, TimeZone, unsubscribes_recipient,
 };
 use crate::store::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, OutboxEntry,
@@ -290,7 +290,9 @@ fn record_outcome(
                 params![error_code, now, key(id.0)],
             )
             .map_err(db_error)?;
-            opt_out_if_unsubscribed(conn, error_code.as_deref(), &phone, now)?;
+            if unsubscribes_recipient(error_code.as_deref()) {
+                opt_out(conn, &phone, now)?;
+            }
             log_decision(
                 conn,
                 id,
