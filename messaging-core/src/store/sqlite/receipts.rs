@@ -169,10 +169,7 @@ pub(super) fn accept(
     }
     // The provider's first answer only ever moves a message towards delivery,
     // never back into the queue to be sent again.
-    if !matches!(
-        status,
-        MessageStatus::Pending | MessageStatus::Queued | MessageStatus::Deferred
-    ) {
+    if !status.is_unsent() {
         apply(tx, sid, Some(status), None, false, now)?;
     }
     // Statuses that overtook the provider's answer apply now, in arrival order.
