@@ -103,6 +103,15 @@ impl CampaignStatus {
         matches!(self, Self::Scheduled | Self::Running)
     }
 
+    /// Whether the messages of a campaign in this state are sent: while `scheduled` or
+    /// `running`, since an event-triggered campaign sends while it listens. A paused
+    /// campaign's messages wait in the outbox; a completed or cancelled one's are never sent.
+    /// This is the one rule: the dispatcher's choice of campaigns and the store's claims are
+    /// built from it.
+    pub fn sends_messages(self) -> bool {
+        matches!(self, Self::Scheduled | Self::Running)
+    }
+
     /// The command that makes an event-triggered campaign in this state listen for its events
     /// (launch a draft, resume a paused one); `None` when it listens already or has ended.
     pub fn command_to_listen(self) -> Option<CampaignCommand> {
@@ -318,6 +327,16 @@ mod tests {
         assert_eq!(S::Draft.apply(C::Schedule), Ok(S::Scheduled));
         assert_eq!(S::Scheduled.apply(C::Launch), Ok(S::Running));
         assert_eq!(S::Running.apply(C::Complete), Ok(S::Completed));
+    }
+
+    #[test]
+    fn only_scheduled_and_running_campaigns_send() {
+        let sending: Vec<_> = S::ALL.into_iter().filter(|s| s.sends_messages()).collect();
+        assert_eq!(sending, [S::Scheduled, S::Running]);
+        // An event-triggered campaign sends whatever its events fan out while it listens.
+        for status in S::ALL.into_iter().filter(|s| s.listens_for_events()) {
+            assert!(status.sends_messages(), "{status:?}");
+        }
     }
 
     #[test]

@@ -127,6 +127,15 @@ impl TriggerEvent {
     pub fn matches(&self, trigger_name: &str) -> bool {
         self.name.trim().eq_ignore_ascii_case(trigger_name.trim())
     }
+
+    /// The trigger key of the run this event opens in each campaign listening for it
+    /// (`event:<event id>`). A run's key is unique per campaign, so this key is what lets an
+    /// event open at most one run per campaign: the store writes it when it records the event
+    /// and the fan-out asks for the run by it again, so both must take it from here or one
+    /// event would open two runs.
+    pub fn run_trigger_key(&self) -> String {
+        format!("event:{}", self.id)
+    }
 }
 
 /// Names a JSON value's type for error messages.
@@ -165,6 +174,15 @@ mod tests {
         assert_eq!(event.data["venue"], "Galle Face");
         assert_eq!(event.occurred_at, now());
         assert!(event.matches("dance festival "));
+    }
+
+    #[test]
+    fn each_event_has_its_own_run_key() {
+        let event = |_| TriggerEvent::from_json(json!({"name": "cart_abandoned"}), now()).unwrap();
+        let (first, second) = (event(1), event(2));
+        assert_eq!(first.run_trigger_key(), format!("event:{}", first.id));
+        assert_eq!(first.run_trigger_key(), first.clone().run_trigger_key());
+        assert_ne!(first.run_trigger_key(), second.run_trigger_key());
     }
 
     #[test]

@@ -117,6 +117,36 @@ impl MessageStatus {
         }
     }
 
+    /// The statuses a message may move to `next` from, in lifecycle order: [`can_become`]
+    /// read backwards. A store's conditional update (`WHERE status IN (...)`) is built from
+    /// this, so the state machine is written once, here, and a second store cannot drift.
+    ///
+    /// [`can_become`]: Self::can_become
+    pub fn statuses_that_can_become(next: MessageStatus) -> impl Iterator<Item = MessageStatus> {
+        Self::ALL
+            .into_iter()
+            .filter(move |from| from.can_become(next))
+    }
+
+    /// The statuses of a message not yet handed to the provider, in the order the dispatcher
+    /// reads them: waiting for its decision, cleared for sending, or postponed.
+    pub const UNSENT: [MessageStatus; 3] = [Self::Pending, Self::Queued, Self::Deferred];
+
+    /// Whether the message is still unsent (one of [`UNSENT`](Self::UNSENT)): the dispatcher
+    /// may claim it and decide about it, and a cancel may still skip it. A provider's answer
+    /// never moves a message into one of these, so it is never sent twice.
+    pub fn is_unsent(self) -> bool {
+        Self::UNSENT.contains(&self)
+    }
+
+    /// Whether the message went, or is going, to the recipient: cleared for sending or on
+    /// along the way to being read, neither failed nor skipped nor postponed. What the
+    /// frequency cap and the count of business-initiated conversations look at.
+    pub fn is_released(self) -> bool {
+        use MessageStatus::*;
+        matches!(self, Queued | Sending | Sent | Delivered | Read)
+    }
+
     /// The status after moving to `next`, or why that is not allowed.
     pub fn become_(self, next: MessageStatus) -> Result<MessageStatus, IllegalTransition> {
         if self.can_become(next) {
@@ -244,6 +274,58 @@ mod tests {
         assert!(Delivered.become_(Sent).is_err());
         assert!(Sent.become_(Queued).is_err());
         assert!(Sent.become_(Sending).is_err());
+    }
+
+    #[test]
+    fn status_never_moves_backwards_along_the_way_to_read() {
+        let way = [Pending, Queued, Sending, Sent, Delivered, Read];
+        for (earlier, to) in way.iter().enumerate() {
+            for from in &way[earlier + 1..] {
+                // The one step back: a transient provider error returns a message being sent
+                // to the queue, to be retried.
+                let retry = (*from, *to) == (Sending, Queued);
+                assert_eq!(from.can_become(*to), retry, "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_moves_to_sending_only_from_queued_and_is_skipped_only_while_unsent() {
+        let to_sending: Vec<_> = MessageStatus::statuses_that_can_become(Sending).collect();
+        assert_eq!(to_sending, [Queued]);
+        let mut to_skipped: Vec<_> = MessageStatus::statuses_that_can_become(Skipped).collect();
+        to_skipped.sort();
+        let mut unsent = MessageStatus::UNSENT;
+        unsent.sort();
+        assert_eq!(to_skipped, unsent);
+    }
+
+    #[test]
+    fn the_provider_never_puts_a_message_back_among_the_unsent() {
+        for word in [
+            "accepted",
+            "scheduled",
+            "queued",
+            "sending",
+            "sent",
+            "delivered",
+            "read",
+            "failed",
+            "canceled",
+            "undelivered",
+        ] {
+            let status = MessageStatus::from_twilio(word).unwrap();
+            assert!(!status.is_unsent(), "{word}");
+        }
+    }
+
+    #[test]
+    fn released_messages_are_those_cleared_for_sending_and_not_failed() {
+        let released: Vec<_> = MessageStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_released())
+            .collect();
+        assert_eq!(released, [Queued, Sending, Sent, Delivered, Read]);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub use message::{
     IllegalTransition, MAX_BODY_CHARS, Message, MessageStatus, SendAs, StatusChange,
 };
 pub use phone::{PhoneError, PhoneNumber};
-pub use receipt::DeliveryReceipt;
+pub use receipt::{DeliveryReceipt, unsubscribes_recipient};
 pub use segment::{Segment, SegmentDraft};
 pub use template::{Channel, Template, TemplateDraft};
 pub use timezone::{TimeZone, TimeZoneError};

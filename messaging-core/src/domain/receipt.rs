@@ -1,4 +1,5 @@
-//! [`DeliveryReceipt`]: one status report from the provider about one message.
+//! [`DeliveryReceipt`]: one status report from the provider about one message, and what a
+//! provider's error code means for the recipient ([`unsubscribes_recipient`]).
 
 use std::collections::BTreeMap;
 
@@ -6,6 +7,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{FieldError, MessageStatus};
+
+/// Twilio's error for a recipient who unsubscribed at the carrier.
+const RECIPIENT_UNSUBSCRIBED: &str = "21610";
+
+/// Whether a provider error code says the recipient unsubscribed at the carrier (Twilio error
+/// 21610, on a refused send or in a status callback): such a recipient must never be messaged
+/// again, so the store turns their consent to `OPT_OUT` in the same transaction that records
+/// the failure. This is the one place the rule lives, so every store adapter applies it alike.
+pub fn unsubscribes_recipient(error_code: Option<&str>) -> bool {
+    error_code == Some(RECIPIENT_UNSUBSCRIBED)
+}
 
 /// A status callback, kept whether or not it changed the message (a late `sent` after `read`
 /// is recorded here and changes nothing).
@@ -26,6 +38,12 @@ pub struct DeliveryReceipt {
 }
 
 impl DeliveryReceipt {
+    /// Whether this report says the recipient unsubscribed at the carrier
+    /// (see [`unsubscribes_recipient`]).
+    pub fn unsubscribes_recipient(&self) -> bool {
+        unsubscribes_recipient(self.error_code.as_deref())
+    }
+
     /// Reads Twilio's status-callback form fields (`MessageSid`, `MessageStatus`,
     /// `ErrorCode`; the older `SmsSid`/`SmsStatus` too), keeping them all as `raw`.
     pub fn from_webhook(
@@ -86,5 +104,27 @@ mod tests {
         assert_eq!(receipt.provider_status, "undelivered");
         let errors = DeliveryReceipt::from_webhook(BTreeMap::new(), Utc::now()).unwrap_err();
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn only_error_21610_unsubscribes_the_recipient() {
+        assert!(unsubscribes_recipient(Some("21610")));
+        for other in [None, Some("30008"), Some("21211"), Some("63016"), Some("")] {
+            assert!(!unsubscribes_recipient(other), "{other:?}");
+        }
+        let fields = |code: &str| {
+            [
+                ("MessageSid", "SM1"),
+                ("MessageStatus", "failed"),
+                ("ErrorCode", code),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+        };
+        let unsubscribed = DeliveryReceipt::from_webhook(fields("21610"), Utc::now()).unwrap();
+        assert!(unsubscribed.unsubscribes_recipient());
+        let undelivered = DeliveryReceipt::from_webhook(fields("30008"), Utc::now()).unwrap();
+        assert!(!undelivered.unsubscribes_recipient());
     }
 }

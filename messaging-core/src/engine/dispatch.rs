@@ -352,10 +352,13 @@ impl Dispatcher {
         chrono::Duration::from_std(self.config.lease).unwrap_or(chrono::Duration::minutes(2))
     }
 
-    /// Campaigns whose messages are sent now, by id.
+    /// Campaigns whose messages are sent now ([`CampaignStatus::sends_messages`]), by id.
     async fn sending_campaigns(&self) -> Result<HashMap<CampaignId, Campaign>, EngineError> {
         let mut campaigns = HashMap::new();
-        for status in [CampaignStatus::Running, CampaignStatus::Scheduled] {
+        for status in CampaignStatus::ALL
+            .into_iter()
+            .filter(|s| s.sends_messages())
+        {
             let found = self.engine.campaigns_in(status).await?;
             campaigns.extend(found.into_iter().map(|c| (c.id, c)));
         }

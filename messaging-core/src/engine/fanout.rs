@@ -94,7 +94,7 @@ impl Engine {
         event: Option<&TriggerEvent>,
     ) -> Result<RunSummary, EngineError> {
         let (trigger_key, event_id) = match event {
-            Some(event) => (format!("event:{}", event.id), Some(event.id)),
+            Some(event) => (event.run_trigger_key(), Some(event.id)),
             None => (LAUNCH.to_owned(), None),
         };
         let run = self

@@ -103,8 +103,10 @@ pub enum SendOutcome {
         /// The attempt's error and the plan.
         decision: AuditDecision,
     },
-    /// Failed for good, with the provider's error code when it gave one. Code 21610 (the
-    /// recipient unsubscribed at the carrier) also turns the user to `OPT_OUT`.
+    /// Failed for good, with the provider's error code when it gave one. A code that says
+    /// the recipient unsubscribed at the carrier
+    /// ([`unsubscribes_recipient`](crate::domain::unsubscribes_recipient), 21610) also turns
+    /// the user to `OPT_OUT`, in the same transaction.
     Failed {
         /// The provider's error code.
         error_code: Option<String>,

@@ -475,7 +475,9 @@ pub struct CampaignRun {
     pub id: RunId,
     /// The campaign.
     pub campaign_id: CampaignId,
-    /// What started it: `launch`, or `event:<event id>`; unique per campaign.
+    /// What started it: `launch`, or `event:<event id>`
+    /// ([`TriggerEvent::run_trigger_key`](crate::domain::TriggerEvent::run_trigger_key));
+    /// unique per campaign.
     pub trigger_key: String,
     /// The event that started it, for event-triggered campaigns.
     pub event_id: Option<EventId>,
@@ -576,8 +578,9 @@ pub enum ReceiptOutcome {
 #[async_trait]
 pub trait ReceiptStore: Send + Sync {
     /// Stores a receipt and, in the same transaction, applies it to its message when the
-    /// status moves the message forward. Error 21610 (the recipient unsubscribed at the
-    /// carrier) also turns the user to `OPT_OUT`.
+    /// status moves the message forward. A receipt that says the recipient unsubscribed at
+    /// the carrier ([`DeliveryReceipt::unsubscribes_recipient`], error 21610) also turns the
+    /// user to `OPT_OUT`, in the same transaction.
     async fn record_receipt(&self, receipt: &DeliveryReceipt)
     -> Result<ReceiptOutcome, StoreError>;
 

@@ -3,6 +3,14 @@
 //!
 //! A lease is `lease_until` on the message row: a claim takes only rows whose lease has run
 //! out, so two dispatchers (or one restarted after a crash) never hold the same message.
+//!
+//! Which statuses a query may take a message from is the domain's rule, not this file's: the
+//! `IN` lists are built from [`MessageStatus`] ([`statuses_that_can_become`], [`UNSENT`],
+//! [`is_released`]), so the state machine is written once and a second store cannot drift.
+//!
+//! [`statuses_that_can_become`]: MessageStatus::statuses_that_can_become
+//! [`UNSENT`]: MessageStatus::UNSENT
+//! [`is_released`]: MessageStatus::is_released
 
 use std::collections::BTreeMap;
 
@@ -13,24 +21,50 @@ use uuid::Uuid;
 
 use super::connection::db_error;
 use super::outbox::{MessageWriter, RunKey, id_from_key, key};
-use super::receipts::{accept, opt_out_if_unsubscribed};
-use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
+use super::receipts::{accept, opt_out};
+use super::{SqliteStore, corrupt, from_millis, millis, sql_names, to_json_text};
 use crate::domain::{
-    AuditDecision, CampaignId, Consent, MessageId, MessageStatus, PhoneNumber, SendAs, TimeZone,
+    AuditDecision, CampaignId, CampaignStatus, Consent, MessageId, MessageStatus, PhoneNumber,
+    SendAs, TimeZone, unsubscribes_recipient,
 };
 use crate::store::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, OutboxEntry,
     RecipientFacts, SendOutcome, SenderLease, StoreError, UnresolvedSend,
 };
 
-/// Statuses of a message that went, or is going, to the recipient: what the frequency cap
-/// and the conversation count look at.
-const RELEASED: &str = "('queued', 'sending', 'sent', 'delivered', 'read')";
+/// Statuses of a message that went, or is going, to the recipient
+/// ([`MessageStatus::is_released`]): what the frequency cap and the conversation count look at.
+fn released() -> String {
+    sql_names(
+        MessageStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_released())
+            .map(MessageStatus::as_str),
+    )
+}
 
-/// Campaign states whose messages are sent (an event-triggered campaign sends while it
-/// listens, `scheduled` or `running`), as the keys messages hold (see `outbox::key`).
-const SENDING_CAMPAIGN: &str = "(SELECT unhex(replace(id, '-', '')) FROM campaigns \
-     WHERE status IN ('scheduled', 'running'))";
+/// The unsent statuses ([`MessageStatus::UNSENT`]) as an SQL list.
+fn unsent() -> String {
+    sql_names(MessageStatus::UNSENT.map(MessageStatus::as_str))
+}
+
+/// The statuses a message may move to `next` from, as an SQL list.
+fn able_to_become(next: MessageStatus) -> String {
+    sql_names(MessageStatus::statuses_that_can_become(next).map(MessageStatus::as_str))
+}
+
+/// The campaigns whose messages are sent, as the keys messages hold (see `outbox::key`), with
+/// the states taken from [`CampaignStatus::sends_messages`].
+fn sending_campaigns() -> String {
+    let states = CampaignStatus::ALL
+        .into_iter()
+        .filter(|status| status.sends_messages())
+        .map(CampaignStatus::as_str);
+    format!(
+        "(SELECT unhex(replace(id, '-', '')) FROM campaigns WHERE status IN {})",
+        sql_names(states)
+    )
+}
 
 fn due_message_sql() -> String {
     format!(
@@ -38,11 +72,12 @@ fn due_message_sql() -> String {
              m.status, m.attempts, m.sent_as, m.dispatched_at,
              u.consent_state, u.timezone, u.last_inbound_at,
              (SELECT COUNT(*) FROM messages x WHERE x.phone = m.phone AND x.id != m.id
-                 AND x.dispatched_at > ?2 AND x.status IN {RELEASED}),
+                 AND x.dispatched_at > ?2 AND x.status IN {released}),
              (SELECT COUNT(*) FROM messages x WHERE x.phone = m.phone AND x.id != m.id
-                 AND x.dispatched_at > ?2 AND x.sent_as = 'template' AND x.status IN {RELEASED})
+                 AND x.dispatched_at > ?2 AND x.sent_as = 'template' AND x.status IN {released})
          FROM messages m LEFT JOIN users u ON u.phone = m.phone
-         WHERE m.id = ?1"
+         WHERE m.id = ?1",
+        released = released()
     )
 }
 
@@ -97,22 +132,21 @@ fn due_message_from_row(row: &Row<'_>) -> rusqlite::Result<Result<DueMessage, St
 
 /// The unleased messages of one campaign (`campaign`: the condition that picks it) due at `?1`,
 /// earliest first, at most `?4`. The index on (campaign, status, due time) holds them in one
-/// range per unsent status, each in due order: the ranges are merged rather than the query
-/// naming all three statuses at once, which would sort every due message to take a few.
+/// range per unsent status ([`MessageStatus::UNSENT`]), each in due order: the ranges are
+/// merged rather than the query naming all the statuses at once, which would sort every due
+/// message to take a few.
 fn due_sql(campaign: &str) -> String {
-    let range = |status: &str| {
-        format!(
-            "SELECT id, due_at FROM messages
+    let ranges: Vec<String> = MessageStatus::UNSENT
+        .into_iter()
+        .map(|status| {
+            format!(
+                "SELECT id, due_at FROM messages
              WHERE {campaign} AND status = '{status}' AND due_at <= ?1
                  AND (lease_until IS NULL OR lease_until <= ?1)"
-        )
-    };
-    format!(
-        "{} UNION ALL {} UNION ALL {} ORDER BY due_at LIMIT ?4",
-        range("pending"),
-        range("queued"),
-        range("deferred")
-    )
+            )
+        })
+        .collect();
+    format!("{} ORDER BY due_at LIMIT ?4", ranges.join(" UNION ALL "))
 }
 
 /// Reads claimed messages with what the policies need about their recipients.
@@ -206,11 +240,7 @@ fn record_decision(
     };
     // Only a message still waiting for its decision takes one; anything else (skipped by a
     // cancel meanwhile) stays as it is.
-    if !matches!(
-        before,
-        MessageStatus::Pending | MessageStatus::Queued | MessageStatus::Deferred
-    ) || (before != after && !before.can_become(after))
-    {
+    if !before.is_unsent() || (before != after && !before.can_become(after)) {
         return Ok(());
     }
     match disposition {
@@ -281,7 +311,9 @@ fn record_outcome(
                 params![error_code, now, key(id.0)],
             )
             .map_err(db_error)?;
-            opt_out_if_unsubscribed(conn, error_code.as_deref(), &phone, now)?;
+            if unsubscribes_recipient(error_code.as_deref()) {
+                opt_out(conn, &phone, now)?;
+            }
             log_decision(
                 conn,
                 id,
@@ -326,9 +358,10 @@ impl DispatchStore for SqliteStore {
                     let sql = match request.campaign_id {
                         Some(_) => format!(
                             "UPDATE messages SET lease_until = ?2 WHERE id IN (
-                                 SELECT id FROM ({}) WHERE ?3 IN {SENDING_CAMPAIGN})
+                                 SELECT id FROM ({}) WHERE ?3 IN {})
                              RETURNING id",
-                            due_sql("campaign_id = ?3")
+                            due_sql("campaign_id = ?3"),
+                            sending_campaigns()
                         ),
                         None => format!(
                             "UPDATE messages SET lease_until = ?2 WHERE id IN (
@@ -392,15 +425,19 @@ impl DispatchStore for SqliteStore {
                         .prepare_cached(&format!(
                             "UPDATE messages SET status = 'sending', attempts = attempts + 1,
                                  lease_until = ?, updated_at = ?
-                             WHERE id = ? AND status = 'queued'
-                                 AND (campaign_id IS NULL OR campaign_id IN {SENDING_CAMPAIGN})"
+                             WHERE id = ? AND status IN {}
+                                 AND (campaign_id IS NULL OR campaign_id IN {})",
+                            able_to_become(MessageStatus::Sending),
+                            sending_campaigns()
                         ))
                         .map_err(db_error)?;
+                    // A message that could not be marked keeps its status and loses its claim.
                     let mut release = tx
-                        .prepare_cached(
+                        .prepare_cached(&format!(
                             "UPDATE messages SET lease_until = NULL
-                             WHERE id = ? AND status = 'queued'",
-                        )
+                             WHERE id = ? AND status IN {}",
+                            able_to_become(MessageStatus::Sending)
+                        ))
                         .map_err(db_error)?;
                     for id in ids {
                         if mark
@@ -531,9 +568,11 @@ impl DispatchStore for SqliteStore {
                 let tx = conn.transaction().map_err(db_error)?;
                 let waiting = tx
                     .execute(
-                        "UPDATE messages SET lease_until = NULL
-                         WHERE status IN ('pending', 'queued', 'deferred')
-                             AND lease_until > ?",
+                        &format!(
+                            "UPDATE messages SET lease_until = NULL
+                             WHERE status IN {} AND lease_until > ?",
+                            unsent()
+                        ),
                         [millis(now)],
                     )
                     .map_err(db_error)?;
@@ -643,7 +682,8 @@ impl DispatchStore for SqliteStore {
             .read(move |conn| {
                 conn.prepare_cached(&format!(
                     "SELECT COUNT(DISTINCT phone), MIN(dispatched_at) FROM messages
-                     WHERE sent_as = 'template' AND dispatched_at > ? AND status IN {RELEASED}"
+                     WHERE sent_as = 'template' AND dispatched_at > ? AND status IN {}",
+                    released()
                 ))
                 .and_then(|mut s| {
                     s.query_row([millis(since)], |r| {
@@ -666,12 +706,13 @@ impl DispatchStore for SqliteStore {
                 let tx = conn.transaction().map_err(db_error)?;
                 let at = millis(decision.at);
                 let ids = tx
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "UPDATE messages SET status = 'skipped', lease_until = NULL,
                              updated_at = ?1
-                         WHERE campaign_id = ?2 AND status IN ('pending', 'queued', 'deferred')
+                         WHERE campaign_id = ?2 AND status IN {}
                          RETURNING id",
-                    )
+                        able_to_become(MessageStatus::Skipped)
+                    ))
                     .and_then(|mut s| {
                         s.query_map(params![at, key(campaign.0)], |r| {
                             r.get::<_, [u8; 16]>(0)
@@ -693,13 +734,14 @@ impl DispatchStore for SqliteStore {
     async fn count_unsent(&self, campaign: CampaignId) -> Result<u64, StoreError> {
         self.db
             .read(move |conn| {
-                conn.prepare_cached(
+                conn.prepare_cached(&format!(
                     "SELECT COUNT(*) FROM messages WHERE campaign_id = ?1
-                         AND status IN ('pending', 'queued', 'deferred')
+                         AND status IN {}
                      UNION ALL
                      SELECT COUNT(*) FROM messages WHERE campaign_id = ?1
                          AND status = 'sending' AND provider_sid IS NULL",
-                )
+                    unsent()
+                ))
                 .and_then(|mut s| {
                     s.query_map([key(campaign.0)], |r| r.get::<_, i64>(0))?
                         .sum::<rusqlite::Result<i64>>()

@@ -139,7 +139,7 @@ impl EventStore for SqliteStore {
                                 .execute(params![
                                     run.to_string(),
                                     campaign,
-                                    format!("event:{}", event.id),
+                                    event.run_trigger_key(),
                                     event.id.to_string(),
                                     millis(event.received_at),
                                 ])

@@ -1,6 +1,7 @@
 //! Delivery receipts in SQLite. Each is stored once per (SID, status) and applied to its
 //! message in the same transaction, only when it moves the message forward; a receipt for a
-//! SID not known yet is parked and applied when the SID is recorded.
+//! SID not known yet is parked and applied when the SID is recorded. Whether a report opts its
+//! recipient out is the domain's rule ([`unsubscribes_recipient`]); this file applies it.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,11 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::connection::db_error;
 use super::outbox::key;
 use super::{SqliteStore, corrupt, millis, to_json_text};
-use crate::domain::{DeliveryReceipt, MessageId, MessageStatus};
+use crate::domain::{Consent, DeliveryReceipt, MessageId, MessageStatus, unsubscribes_recipient};
 use crate::store::{ReceiptOutcome, ReceiptStore, StoreError};
-
-/// Twilio's error for a recipient who unsubscribed at the carrier: never message them again.
-const RECIPIENT_UNSUBSCRIBED: &str = "21610";
 
 fn outcome_text(outcome: ReceiptOutcome) -> &'static str {
     match outcome {
@@ -24,29 +22,26 @@ fn outcome_text(outcome: ReceiptOutcome) -> &'static str {
     }
 }
 
-/// Turns the user to `OPT_OUT` when the provider's error says they unsubscribed at the carrier.
-pub(super) fn opt_out_if_unsubscribed(
-    conn: &Connection,
-    error_code: Option<&str>,
-    phone: &str,
-    at: i64,
-) -> Result<(), StoreError> {
-    if error_code == Some(RECIPIENT_UNSUBSCRIBED) {
-        conn.execute(
-            "UPDATE users SET consent_state = 'OPT_OUT', updated_at = ? WHERE phone = ?",
-            params![at, phone],
-        )
-        .map_err(db_error)?;
-    }
+/// Turns the user to `OPT_OUT`: the provider said they unsubscribed at the carrier (the
+/// domain decides that, [`unsubscribes_recipient`]); called in the transaction that records
+/// the failure.
+pub(super) fn opt_out(conn: &Connection, phone: &str, at: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE users SET consent_state = ?, updated_at = ? WHERE phone = ?",
+        params![Consent::OptOut.as_str(), at, phone],
+    )
+    .map_err(db_error)?;
     Ok(())
 }
 
-/// Moves the message with `sid` to `status` if that is a forward move, logging it.
+/// Moves the message with `sid` to `status` if that is a forward move, logging it; opts its
+/// recipient out when `unsubscribed` (the report said they unsubscribed at the carrier).
 fn apply(
     conn: &Connection,
     sid: &str,
     status: Option<MessageStatus>,
     error_code: Option<&str>,
+    unsubscribed: bool,
     at: i64,
 ) -> Result<ReceiptOutcome, StoreError> {
     let found: Option<([u8; 16], String, String)> = conn
@@ -61,7 +56,9 @@ fn apply(
     };
     let current = MessageStatus::parse(&current)
         .ok_or_else(|| corrupt(format!("unknown message status {current:?}")))?;
-    opt_out_if_unsubscribed(conn, error_code, &phone, at)?;
+    if unsubscribed {
+        opt_out(conn, &phone, at)?;
+    }
     match status {
         Some(next) if current.can_become(next) => {
             conn.execute(
@@ -119,6 +116,7 @@ impl ReceiptStore for SqliteStore {
                     &receipt.message_sid,
                     receipt.status,
                     receipt.error_code.as_deref(),
+                    receipt.unsubscribes_recipient(),
                     at,
                 )?;
                 tx.execute(
@@ -171,11 +169,8 @@ pub(super) fn accept(
     }
     // The provider's first answer only ever moves a message towards delivery,
     // never back into the queue to be sent again.
-    if !matches!(
-        status,
-        MessageStatus::Pending | MessageStatus::Queued | MessageStatus::Deferred
-    ) {
-        apply(tx, sid, Some(status), None, now)?;
+    if !status.is_unsent() {
+        apply(tx, sid, Some(status), None, false, now)?;
     }
     // Statuses that overtook the provider's answer apply now, in arrival order.
     let parked: Vec<(i64, Option<String>, Option<String>, i64)> = tx
@@ -190,7 +185,9 @@ pub(super) fn accept(
         .map_err(db_error)?;
     for (row, status, error_code, at) in parked {
         let status = status.as_deref().and_then(MessageStatus::parse);
-        let outcome = apply(tx, sid, status, error_code.as_deref(), at)?;
+        let error_code = error_code.as_deref();
+        let unsubscribed = unsubscribes_recipient(error_code);
+        let outcome = apply(tx, sid, status, error_code, unsubscribed, at)?;
         tx.execute(
             "UPDATE receipts SET outcome = ? WHERE id = ?",
             params![outcome_text(outcome), row],
