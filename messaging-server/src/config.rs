@@ -6,13 +6,11 @@ use std::fmt;
 
 use anyhow::{Context, bail};
 use messaging_core::domain::PhoneNumber;
+use messaging_core::provider::TWILIO_SANDBOX_SEND_RATE;
 use messaging_core::provider::{Sender, TWILIO_SANDBOX_NUMBER, TwilioConfig};
 
 /// Twilio's WhatsApp default throughput, in messages per second.
 const DEFAULT_SEND_RATE: f64 = 80.0;
-
-/// Twilio's shared sandbox number takes one message every 3 seconds (error 63018 beyond).
-const TWILIO_SANDBOX_SEND_RATE: f64 = 1.0 / 3.0;
 
 /// How to reach Twilio, when credentials are set.
 #[derive(Clone)]

@@ -25,7 +25,10 @@ pub mod twilio;
 
 pub use sandbox::{SANDBOX_ACCOUNT_SID, SANDBOX_FROM, SandboxConfig, SandboxProvider};
 pub use signature::{is_valid_twilio_signature, twilio_signature};
-pub use twilio::{Sender, TWILIO_SANDBOX_NUMBER, TwilioConfig, TwilioProvider, TwilioSetupError};
+pub use twilio::{
+    Sender, TWILIO_SANDBOX_NUMBER, TWILIO_SANDBOX_SEND_RATE, TwilioConfig, TwilioProvider,
+    TwilioSetupError,
+};
 
 /// One message, ready for the provider.
 #[derive(Debug, Clone, PartialEq)]

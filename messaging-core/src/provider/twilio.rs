@@ -46,6 +46,10 @@ mod poll;
 /// message every 3 seconds.
 pub const TWILIO_SANDBOX_NUMBER: &str = "+14155238886";
 
+/// The most messages a second Twilio's shared sandbox sender takes: one every 3 seconds
+/// (error 63018 beyond it). The sender's ceiling when sending from [`TWILIO_SANDBOX_NUMBER`].
+pub const TWILIO_SANDBOX_SEND_RATE: f64 = 1.0 / 3.0;
+
 /// Who a message is sent from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sender {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use eframe::egui::{self, RichText};
 use messaging_core::domain::PhoneNumber;
 use messaging_core::engine::{DispatchConfig, PollConfig};
-use messaging_core::provider::{Sender, TwilioConfig};
+use messaging_core::provider::{
+    Sender, TWILIO_SANDBOX_NUMBER, TWILIO_SANDBOX_SEND_RATE, TwilioConfig,
+};
 use messaging_core::startup::{ProviderSettings, Startup};
 use serde::{Deserialize, Serialize};
 
@@ -135,9 +137,17 @@ impl SettingsPanel {
             ProviderSettings::sandbox()
         };
         let twilio = matches!(provider, ProviderSettings::Twilio(_));
+        // Twilio's shared sandbox number takes one message every 3 s, whatever is set.
+        let sandbox_number =
+            matches!(&provider, ProviderSettings::Twilio(t) if t.sender.is_twilio_sandbox());
+        let send_rate_per_second = if sandbox_number {
+            settings.send_rate_per_second.min(TWILIO_SANDBOX_SEND_RATE)
+        } else {
+            settings.send_rate_per_second
+        };
         let startup = Startup::new(format!("sqlite://{}", settings.database), provider).dispatch(
             DispatchConfig {
-                send_rate_per_second: settings.send_rate_per_second,
+                send_rate_per_second,
                 label: own_label(),
                 ..DispatchConfig::default()
             },
@@ -178,8 +188,13 @@ impl SettingsPanel {
         heading(ui, "Settings");
         match &self.state {
             EngineState::Running(mode) => {
+                let through = if *mode == "twilio" {
+                    "Twilio"
+                } else {
+                    "the sandbox"
+                };
                 ui.label(format!(
-                    "The engine is running on {}, sending through the {mode}.",
+                    "The engine is running on {}, sending through {through}.",
                     self.settings.database
                 ));
             }
@@ -238,7 +253,16 @@ impl SettingsPanel {
                     });
                     ui.end_row();
                     ui.label("WhatsApp sender");
-                    ui.add(egui::TextEdit::singleline(&mut draft.sender).hint_text("+14155238886"));
+                    ui.horizontal(|ui| {
+                        ui.add(
+                            egui::TextEdit::singleline(&mut draft.sender).hint_text("+14155238886"),
+                        );
+                        if draft.sender.trim().trim_start_matches("whatsapp:")
+                            == TWILIO_SANDBOX_NUMBER
+                        {
+                            ui.weak("Twilio's sandbox number: one message every 3 s");
+                        }
+                    });
                     ui.end_row();
                 }
                 ui.label("Send rate");
