@@ -98,9 +98,16 @@ export function pager(load, show) {
   const previous = h('button', { type: 'button', text: '← Previous', disabled: true });
   const next = h('button', { type: 'button', text: 'Next →', disabled: true });
   const element = h('div', { class: 'pager' }, previous, status, next);
+  // Typing in a search starts a load per pause; only the latest one may show its answer.
+  let latest = 0;
   async function go(index) {
+    const mine = ++latest;
     previous.disabled = next.disabled = true;
+    status.textContent = 'Loading…';
+    element.setAttribute('aria-busy', 'true');
     const page = await load(cursors[index]);
+    if (mine !== latest) return;
+    element.removeAttribute('aria-busy');
     at = index;
     if (page.next_cursor) cursors[index + 1] = page.next_cursor;
     show(page.items);
