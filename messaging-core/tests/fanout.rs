@@ -264,7 +264,7 @@ async fn paused_campaigns_do_not_listen() {
 #[tokio::test]
 async fn a_fan_out_cut_short_by_a_crash_is_completed_without_duplicates() {
     use messaging_core::domain::{CampaignCommand, MessageId, PhoneNumber};
-    use messaging_core::store::{OutboxEntry, OutboxStore as _};
+    use messaging_core::store::OutboxEntry;
     let t = with_samples().await;
     let c = campaign(&t, "Hi {{ name }}", json!({"topic": "DANCE"})).await;
     // What a crash mid-launch leaves: the launch run opened, two of its seven messages

@@ -16,8 +16,11 @@ use tempfile::TempDir;
 /// An engine on its own temporary database, with a clock the test controls.
 pub struct TestEngine {
     pub engine: Engine,
-    /// The engine's store, for tests that stage what a crash leaves behind.
-    pub store: Arc<SqliteStore>,
+    /// The engine's store, through its port only, for tests that stage what a crash leaves
+    /// behind.
+    pub store: Arc<dyn Store>,
+    /// The backend's name (`sqlite`), for assertion messages.
+    pub backend: &'static str,
     pub clock: Arc<ManualClock>,
     pub dir: TempDir,
 }
@@ -30,42 +33,35 @@ pub fn start_time() -> DateTime<Utc> {
 
 pub async fn engine() -> TestEngine {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("test.db")).await.unwrap());
+    let (backend, store) = test_store(&dir).await;
     let clock = Arc::new(ManualClock::new(start_time()));
     let engine = Engine::new(store.clone(), clock.clone());
     TestEngine {
         engine,
         store,
+        backend,
         clock,
         dir,
     }
 }
 
-/// An engine over one storage backend, for behaviour every backend must share.
-pub struct BackendEngine {
-    /// The backend's name, for assertion messages.
-    pub name: &'static str,
-    pub engine: Engine,
-    /// The store behind the engine, through its port only.
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<ManualClock>,
-    _dir: TempDir,
+/// The store every engine test runs on: the backend `TEST_STORE` names (`sqlite`, the
+/// default), on a fresh database. Engine tests go through the store port only, so running
+/// them with another `TEST_STORE` runs the same behaviour against that backend.
+async fn test_store(dir: &TempDir) -> (&'static str, Arc<dyn Store>) {
+    match std::env::var("TEST_STORE").as_deref().unwrap_or("sqlite") {
+        "sqlite" => (
+            "sqlite",
+            Arc::new(SqliteStore::open(dir.path().join("test.db")).await.unwrap()),
+        ),
+        other => panic!("TEST_STORE={other:?} names no store this build has (sqlite)"),
+    }
 }
 
-/// An engine on a fresh database of every backend the store suite runs against: SQLite on a
-/// temporary file. (A PostgreSQL adapter joins this list with a fresh database per test.)
-pub async fn backends() -> Vec<BackendEngine> {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path().join("test.db")).await.unwrap());
-    let clock = Arc::new(ManualClock::new(start_time()));
-    vec![BackendEngine {
-        name: "sqlite",
-        engine: Engine::new(store.clone(), clock.clone()),
-        store,
-        clock,
-        _dir: dir,
-    }]
+/// An engine on a fresh database of each backend this run covers (see [`engine`]), for tests
+/// written as a loop over backends.
+pub async fn backends() -> Vec<TestEngine> {
+    vec![engine().await]
 }
 
 pub fn sample(name: &str) -> PathBuf {
