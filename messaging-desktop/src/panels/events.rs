@@ -162,13 +162,12 @@ impl Events {
                             .weak(),
                     );
                 });
-                if let Some(import) = &self.import {
-                    import.progress_ui(ui);
-                } else if ui.button("Choose a file…").clicked()
-                    && let Some(path) = rfd::FileDialog::new()
-                        .add_filter("Events", &["jsonl", "ndjson", "json", "txt"])
-                        .pick_file()
-                {
+                if let Some(path) = FileImport::progress_or_pick(
+                    self.import.as_ref(),
+                    ui,
+                    "Events",
+                    &["jsonl", "ndjson", "json", "txt"],
+                ) {
                     self.start_import(path, backend);
                 }
                 if let Some((file, ingestion)) = &self.last_import {

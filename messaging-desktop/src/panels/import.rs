@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -60,8 +60,28 @@ impl FileImport {
         Ok((import, reader))
     }
 
+    /// The running import's progress, or a button that picks a file (of `kind`, with these
+    /// extensions) through the system's dialog: answers the file picked.
+    pub(crate) fn progress_or_pick(
+        running: Option<&Self>,
+        ui: &mut egui::Ui,
+        kind: &str,
+        extensions: &[&str],
+    ) -> Option<PathBuf> {
+        match running {
+            Some(import) => {
+                import.progress_ui(ui);
+                None
+            }
+            None if ui.button("Choose a file…").clicked() => rfd::FileDialog::new()
+                .add_filter(kind, extensions)
+                .pick_file(),
+            None => None,
+        }
+    }
+
     /// The progress bar with the bytes read, and Cancel.
-    pub(crate) fn progress_ui(&self, ui: &mut egui::Ui) {
+    fn progress_ui(&self, ui: &mut egui::Ui) {
         let read = self.read.load(Ordering::Relaxed);
         let fraction = if self.size == 0 {
             0.0

@@ -4,7 +4,7 @@
 //! the data-quality report, and one user's details and history.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use eframe::egui::{self, RichText};
 use egui_extras::{Column, TableBuilder};
@@ -316,13 +316,12 @@ impl Users {
                     ui.strong("Import users");
                     ui.label(RichText::new("CSV or JSON; duplicates and re-imports merge").weak());
                 });
-                if let Some(import) = &self.import {
-                    import.progress_ui(ui);
-                } else if ui.button("Choose a file…").clicked()
-                    && let Some(path) = rfd::FileDialog::new()
-                        .add_filter("Users", &["csv", "json", "jsonl", "ndjson", "txt"])
-                        .pick_file()
-                {
+                if let Some(path) = FileImport::progress_or_pick(
+                    self.import.as_ref(),
+                    ui,
+                    "Users",
+                    &["csv", "json", "jsonl", "ndjson", "txt"],
+                ) {
                     self.start_import(path, backend);
                 }
                 if let Some((file, report)) = &self.last_report {
@@ -342,7 +341,8 @@ impl Users {
             }
         };
         let name = import.name.clone();
-        let format = format_of(&path);
+        // The file dialog offers only the extensions the core knows; anything else is read as CSV.
+        let format = UserFileFormat::from_path(&path).unwrap_or(UserFileFormat::Csv);
         self.import = Some(import);
         self.error = None;
         backend.run(move |engine| async move {
@@ -369,17 +369,6 @@ impl Users {
     /// Whether an import is running.
     pub fn importing(&self) -> bool {
         self.import.is_some()
-    }
-}
-
-fn format_of(path: &Path) -> UserFileFormat {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-    {
-        Some(ext) if ext == "json" || ext == "jsonl" || ext == "ndjson" => UserFileFormat::Json,
-        _ => UserFileFormat::Csv,
     }
 }
 
