@@ -4,6 +4,8 @@
 //! dropped after acceptance, and opted-out, quiet-hours and out-of-window recipients get the
 //! right decisions.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +17,6 @@ use messaging_core::domain::{
     Campaign, CampaignDraft, CampaignStatus, MessageStatus, PhoneNumber, TemplateDraft,
 };
 use messaging_core::engine::DispatchConfig;
-use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::orchestrate::retry::RetryPolicy;
 use messaging_core::provider::{Sender, TwilioConfig, TwilioProvider};
 use messaging_core::store::{MessageQuery, PageRequest};
@@ -40,18 +41,7 @@ async fn start(users: Vec<String>, faults: Faults) -> Running {
     let engine = Engine::open(dir.path().join("db.sqlite").to_str().unwrap())
         .await
         .unwrap();
-    let csv = std::iter::once("phone,timezone".to_owned())
-        .chain(users)
-        .collect::<Vec<_>>()
-        .join("\n");
-    engine
-        .ingest_users(
-            std::io::Cursor::new(csv.into_bytes()),
-            UserFileFormat::Csv,
-            IngestSource::Api,
-        )
-        .await
-        .unwrap();
+    common::import_csv_rows(&engine, "phone,timezone", users).await;
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();
     twilio.set_faults(faults).unwrap();
     let mut settings = TwilioConfig::new(

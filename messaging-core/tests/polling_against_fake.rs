@@ -14,16 +14,15 @@ use fake_twilio::{CallbackPlan, FakeConfig, FakeTwilio, InboundRequest, MessageS
 use messaging_core::Engine;
 use messaging_core::clock::ManualClock;
 use messaging_core::domain::{
-    CampaignDraft, Consent, Message, MessageId, MessageStatus, PhoneNumber, TemplateDraft,
+    CampaignDraft, Consent, MessageId, MessageStatus, PhoneNumber, TemplateDraft,
 };
 use messaging_core::engine::{DispatchConfig, Dispatcher, PollConfig, Poller};
-use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::provider::{
     MessageHistory, OutboundMessage, Provider, Sender, TwilioConfig, TwilioProvider,
 };
 use messaging_core::startup::{ProviderSettings, Startup};
+use messaging_core::store::PageRequest;
 use messaging_core::store::sqlite::SqliteStore;
-use messaging_core::store::{MessageQuery, PageRequest};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -68,18 +67,7 @@ async fn start(users: &[&str], plan: CallbackPlan, page_size: u32) -> Setup {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let engine = Engine::new(store, clock.clone());
     if !users.is_empty() {
-        let csv = std::iter::once("phone".to_owned())
-            .chain(users.iter().map(|p| p.to_string()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        engine
-            .ingest_users(
-                std::io::Cursor::new(csv.into_bytes()),
-                UserFileFormat::Csv,
-                IngestSource::Api,
-            )
-            .await
-            .unwrap();
+        common::import_csv_rows(&engine, "phone", users.iter().map(|p| p.to_string())).await;
     }
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();
     twilio.set_callback_plan(plan).unwrap();
@@ -127,21 +115,9 @@ async fn send_all(setup: &Setup, count: usize, last: Fake) {
         assert!(Instant::now() < deadline, "{messages:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for message in messages(engine).await {
+    for message in common::all_messages(engine, 1_000).await {
         assert_eq!(message.status, MessageStatus::Sending, "no webhook came");
     }
-}
-
-async fn messages(engine: &Engine) -> Vec<Message> {
-    let page = engine
-        .list_messages(&MessageQuery::default(), &PageRequest::first(1_000))
-        .await
-        .unwrap();
-    let mut full = Vec::new();
-    for message in page.items {
-        full.push(engine.get_message(message.id).await.unwrap());
-    }
-    full
 }
 
 /// A user writes `body` to our number (`from` is E.164).
@@ -184,7 +160,7 @@ async fn statuses_reach_the_engine_by_polling_alone() {
     assert_eq!(report.listed, users.len());
     assert_eq!(report.applied, users.len());
     assert_eq!((report.parked, report.refused), (0, 0));
-    for message in messages(&setup.engine).await {
+    for message in common::all_messages(&setup.engine, 1_000).await {
         assert_eq!(message.status, MessageStatus::Read);
         let history: Vec<_> = message.history.iter().map(|h| h.status).collect();
         assert_eq!(history.last(), Some(&MessageStatus::Read), "{history:?}");
@@ -308,7 +284,7 @@ async fn polling_again_over_overlapping_windows_records_nothing_twice() {
 
     let first = setup.poller.poll_once().await.unwrap();
     assert_eq!((first.applied, first.inbound), (2, 2), "{first:?}");
-    let before = messages(&setup.engine).await;
+    let before = common::all_messages(&setup.engine, 1_000).await;
     let inbound_before = inbound_count(&setup.engine).await;
 
     // Thirty seconds later: the window reaches two minutes before the first poll.
@@ -319,7 +295,7 @@ async fn polling_again_over_overlapping_windows_records_nothing_twice() {
     assert_eq!(second.repeated, first.applied + first.inbound);
     assert!(!second.changed_anything(), "{second:?}");
     assert_eq!(
-        messages(&setup.engine).await,
+        common::all_messages(&setup.engine, 1_000).await,
         before,
         "statuses and history unchanged"
     );
@@ -358,7 +334,7 @@ async fn a_listed_sent_never_moves_a_delivered_message_back() {
 
     let report = setup.poller.poll_once().await.unwrap();
     assert_eq!((report.applied, report.ignored), (0, 1), "{report:?}");
-    let message = messages(&setup.engine).await.remove(0);
+    let message = common::all_messages(&setup.engine, 1_000).await.remove(0);
     assert_eq!(message.status, MessageStatus::Delivered);
     let history: Vec<_> = message.history.iter().map(|h| h.status).collect();
     assert!(!history.contains(&MessageStatus::Sent), "{history:?}");
@@ -383,7 +359,7 @@ async fn many_messages_across_several_pages_are_all_seen() {
     assert_eq!((report.applied, report.inbound), (10, 7), "{report:?}");
     // Ten sent messages on four pages of three, seven received ones on three.
     assert_eq!(setup.twilio.counters().lists - lists_before, 7);
-    for message in messages(&setup.engine).await {
+    for message in common::all_messages(&setup.engine, 1_000).await {
         assert_eq!(message.status, MessageStatus::Delivered);
     }
     assert_eq!(inbound_count(&setup.engine).await, 7);

@@ -13,9 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fake_twilio::{CallbackPlan, FailureStatus, FakeConfig, FakeTwilio, MessageStatus as Fake};
 use messaging_core::Engine;
-use messaging_core::domain::{
-    CampaignDraft, Consent, Message, MessageStatus, PhoneNumber, TemplateDraft,
-};
+use messaging_core::domain::{CampaignDraft, Consent, MessageStatus, PhoneNumber, TemplateDraft};
 use messaging_core::engine::{DispatchConfig, Dispatcher};
 use messaging_core::ingest::{IngestSource, UserFileFormat};
 use messaging_core::orchestrate::status_check::StatusCheckPolicy;
@@ -23,7 +21,7 @@ use messaging_core::provider::{
     Accepted, Lookup, OutboundMessage, Provider, ProviderStatus, SendError, Sender, TwilioConfig,
     TwilioProvider,
 };
-use messaging_core::store::{MessageQuery, PageRequest, ReceiptOutcome};
+use messaging_core::store::ReceiptOutcome;
 use serde_json::json;
 
 const SENDER: &str = "+14155550100";
@@ -116,21 +114,9 @@ async fn send_all(setup: &Setup, count: usize, last: Fake) {
         assert!(std::time::Instant::now() < deadline, "{messages:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for message in messages(engine).await {
+    for message in common::all_messages(engine, 100).await {
         assert_eq!(message.status, MessageStatus::Sending, "no callback came");
     }
-}
-
-async fn messages(engine: &Engine) -> Vec<Message> {
-    let page = engine
-        .list_messages(&MessageQuery::default(), &PageRequest::first(100))
-        .await
-        .unwrap();
-    let mut full = Vec::new();
-    for message in page.items {
-        full.push(engine.get_message(message.id).await.unwrap());
-    }
-    full
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +146,7 @@ async fn statuses_lost_while_callbacks_failed_are_fetched_and_applied_as_receipt
         assert!(raw["To"].starts_with("whatsapp:+9477"), "{raw:?}");
         assert!(raw.contains_key("DateUpdated"), "{raw:?}");
     }
-    for message in messages(&setup.test.engine).await {
+    for message in common::all_messages(&setup.test.engine, 100).await {
         assert_eq!(message.status, MessageStatus::Read);
         let history: Vec<_> = message.history.iter().map(|h| h.status).collect();
         assert_eq!(history.last(), Some(&MessageStatus::Read));
@@ -222,7 +208,9 @@ async fn a_late_fetched_sent_never_moves_a_read_message_back() {
         ReceiptOutcome::Ignored(MessageStatus::Read),
         "kept as a receipt, but it does not move the message"
     );
-    let message = messages(&setup.test.engine).await.remove(0);
+    let message = common::all_messages(&setup.test.engine, 100)
+        .await
+        .remove(0);
     assert_eq!(message.status, MessageStatus::Read);
     let history: Vec<_> = message.history.iter().map(|h| h.status).collect();
     assert!(!history.contains(&MessageStatus::Sent), "{history:?}");
@@ -247,7 +235,9 @@ async fn a_fetched_failure_with_21610_opts_the_user_out() {
         report.receipts[0].receipt.error_code.as_deref(),
         Some("21610")
     );
-    let message = messages(&setup.test.engine).await.remove(0);
+    let message = common::all_messages(&setup.test.engine, 100)
+        .await
+        .remove(0);
     assert_eq!(message.status, MessageStatus::Failed);
     assert_eq!(message.error_code.as_deref(), Some("21610"));
     let user = setup
@@ -273,6 +263,8 @@ async fn a_message_twilio_still_reports_sent_is_asked_again_later_not_every_pass
     }
     // Asked at 10 minutes (sending → sent), then 20 minutes later.
     assert_eq!(setup.twilio.counters().fetches, 2);
-    let message = messages(&setup.test.engine).await.remove(0);
+    let message = common::all_messages(&setup.test.engine, 100)
+        .await
+        .remove(0);
     assert_eq!(message.status, MessageStatus::Sent);
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use messaging_core::Engine;
 use messaging_core::clock::ManualClock;
+use messaging_core::domain::Message;
 use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
-use messaging_core::store::Store;
 use messaging_core::store::sqlite::SqliteStore;
+use messaging_core::store::{MessageQuery, PageRequest, Store};
 use tempfile::TempDir;
 
 /// An engine on its own temporary database, with a clock the test controls.
@@ -62,6 +63,41 @@ async fn test_store(dir: &TempDir) -> (&'static str, Arc<dyn Store>) {
 /// written as a loop over backends.
 pub async fn backends() -> Vec<TestEngine> {
     vec![engine().await]
+}
+
+/// Imports users given as CSV `rows` under `header` (`phone`, `phone,timezone`…), as an
+/// API upload would, and answers the report.
+pub async fn import_csv_rows(
+    engine: &Engine,
+    header: &str,
+    rows: impl IntoIterator<Item = String>,
+) -> IngestReport {
+    let csv = std::iter::once(header.to_owned())
+        .chain(rows)
+        .collect::<Vec<_>>()
+        .join("\n");
+    engine
+        .ingest_users(
+            std::io::Cursor::new(csv.into_bytes()),
+            UserFileFormat::Csv,
+            IngestSource::Api,
+        )
+        .await
+        .unwrap()
+        .report
+}
+
+/// The first `limit` messages, each read whole (its history and decisions).
+pub async fn all_messages(engine: &Engine, limit: u32) -> Vec<Message> {
+    let page = engine
+        .list_messages(&MessageQuery::default(), &PageRequest::first(limit))
+        .await
+        .unwrap();
+    let mut full = Vec::new();
+    for message in page.items {
+        full.push(engine.get_message(message.id).await.unwrap());
+    }
+    full
 }
 
 pub fn sample(name: &str) -> PathBuf {
