@@ -386,16 +386,7 @@ async fn a_launched_campaign_is_watched_to_completion(client: &Client, app: &Tes
         t.contains("recipients") && t.to_lowercase().contains("sent as")
     })
     .await;
-    find(client, "button[data-action=launch]")
-        .await
-        .click()
-        .await
-        .unwrap();
-    find(client, "dialog[open] button[type=submit]")
-        .await
-        .click()
-        .await
-        .unwrap();
+    act_on_campaign(client, "launch").await;
     let monitor = text_until(client, "#monitor", "the monitor reaches completion", |t| {
         t.contains("completed")
     })
