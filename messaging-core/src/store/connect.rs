@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::postgres::PgStore;
 use super::sqlite::SqliteStore;
 use super::{Store, StoreError};
 
@@ -46,10 +47,7 @@ impl Backend {
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match Backend::of(url)? {
         Backend::Sqlite => Ok(Arc::new(SqliteStore::open_url(url).await?)),
-        Backend::Postgres => Err(StoreError::BackendNotBuilt {
-            backend: Backend::Postgres.name(),
-            url: url.to_owned(),
-        }),
+        Backend::Postgres => Ok(Arc::new(PgStore::connect(url).await?)),
     }
 }
 
@@ -59,23 +57,9 @@ mod tests {
     use crate::store::StoreError;
 
     #[tokio::test]
-    async fn urls_of_other_backends_are_refused_with_what_works() {
-        let refused = connect("postgres://app@db.internal/messaging")
-            .await
-            .err()
-            .unwrap();
-        assert!(matches!(
-            refused,
-            StoreError::BackendNotBuilt {
-                backend: "postgres",
-                ..
-            }
-        ));
-        assert!(
-            refused.to_string().contains("use sqlite://PATH"),
-            "{refused}"
-        );
+    async fn urls_of_unknown_backends_are_refused_with_what_works() {
         let unknown = connect("mysql://app@db/messaging").await.err().unwrap();
+        assert!(matches!(unknown, StoreError::UnsupportedUrl(_)));
         assert!(
             unknown.to_string().contains("expected sqlite://PATH"),
             "{unknown}"

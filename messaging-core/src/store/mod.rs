@@ -7,6 +7,7 @@
 
 mod connect;
 mod dispatch;
+pub mod postgres;
 pub mod sqlite;
 
 pub use connect::{Backend, connect};
@@ -29,6 +30,19 @@ use crate::domain::{
 };
 use crate::ingest::Ingestion;
 use crate::segment::SegmentRule;
+
+/// An SQL list of names, `('a', 'b')`, for an `IN` condition whose values the domain decides
+/// (which campaign states send, which statuses a message may leave for another), so the rule
+/// stays in the domain and the query only spells it. Names are the domain's own `as_str`
+/// words, never user input.
+pub(crate) fn sql_names(names: impl IntoIterator<Item = &'static str>) -> String {
+    let names: Vec<String> = names
+        .into_iter()
+        .inspect(|name| debug_assert!(!name.contains('\'')))
+        .map(|name| format!("'{name}'"))
+        .collect();
+    format!("({})", names.join(", "))
+}
 
 /// What caused a storage error, as the database driver reported it.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -60,6 +74,10 @@ pub enum StoreError {
     /// again later may succeed.
     #[error("the database is locked by another process: {0}")]
     Locked(String),
+    /// The database server was busy or out of reach (a serialisation failure, a deadlock,
+    /// no free connection, the connection lost); trying again later may succeed.
+    #[error("the database is busy or out of reach: {0}")]
+    Busy(String),
     /// A stored row could not be read back into a domain value.
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
@@ -68,16 +86,6 @@ pub enum StoreError {
         "unsupported database URL {0:?}: expected sqlite://PATH or postgres://USER@HOST/DATABASE"
     )]
     UnsupportedUrl(String),
-    /// The database URL names a backend this build cannot open.
-    #[error(
-        "{url:?} names a {backend} database, which this build cannot open yet; use sqlite://PATH"
-    )]
-    BackendNotBuilt {
-        /// The backend's name.
-        backend: &'static str,
-        /// The URL as given.
-        url: String,
-    },
     /// The row is still referred to (a template a campaign uses) and was kept.
     #[error("{0} is still in use")]
     InUse(String),
@@ -101,7 +109,7 @@ impl StoreError {
     /// Whether the same call may succeed if tried again later (the database was busy), as
     /// opposed to failing the same way every time.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Locked(_) | Self::WorkerGone)
+        matches!(self, Self::Locked(_) | Self::Busy(_) | Self::WorkerGone)
     }
 
     /// Whether the call failed because of a concurrent write to the same data.

@@ -1,4 +1,5 @@
-//! Shared helpers for the integration tests: a real engine on a fresh SQLite file.
+//! Shared helpers for the integration tests: a real engine on a fresh database of the backend
+//! `TEST_STORE` names (a SQLite file by default, or a scratch PostgreSQL database).
 
 #![allow(dead_code)]
 
@@ -10,6 +11,7 @@ use messaging_core::Engine;
 use messaging_core::clock::ManualClock;
 use messaging_core::domain::Message;
 use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
+use messaging_core::store::postgres::{PgStore, ScratchDatabase};
 use messaging_core::store::sqlite::SqliteStore;
 use messaging_core::store::{MessageQuery, PageRequest, Store};
 use tempfile::TempDir;
@@ -24,6 +26,9 @@ pub struct TestEngine {
     pub backend: &'static str,
     pub clock: Arc<ManualClock>,
     pub dir: TempDir,
+    /// The PostgreSQL database of this test, dropped with it (after the engine, whose
+    /// connections it ends).
+    pub database: Option<ScratchDatabase>,
 }
 
 pub fn start_time() -> DateTime<Utc> {
@@ -34,7 +39,7 @@ pub fn start_time() -> DateTime<Utc> {
 
 pub async fn engine() -> TestEngine {
     let dir = tempfile::tempdir().unwrap();
-    let (backend, store) = test_store(&dir).await;
+    let (backend, store, database) = test_store(&dir).await;
     let clock = Arc::new(ManualClock::new(start_time()));
     let engine = Engine::new(store.clone(), clock.clone());
     TestEngine {
@@ -43,19 +48,31 @@ pub async fn engine() -> TestEngine {
         backend,
         clock,
         dir,
+        database,
     }
 }
 
 /// The store every engine test runs on: the backend `TEST_STORE` names (`sqlite`, the
-/// default), on a fresh database. Engine tests go through the store port only, so running
-/// them with another `TEST_STORE` runs the same behaviour against that backend.
-async fn test_store(dir: &TempDir) -> (&'static str, Arc<dyn Store>) {
+/// default, or `postgres`: a scratch database on the server `TEST_DATABASE_URL` names, the
+/// local one by default), on a fresh database. Engine tests go through the store port only,
+/// so running them with another `TEST_STORE` runs the same behaviour against that backend.
+async fn test_store(dir: &TempDir) -> (&'static str, Arc<dyn Store>, Option<ScratchDatabase>) {
     match std::env::var("TEST_STORE").as_deref().unwrap_or("sqlite") {
         "sqlite" => (
             "sqlite",
             Arc::new(SqliteStore::open(dir.path().join("test.db")).await.unwrap()),
+            None,
         ),
-        other => panic!("TEST_STORE={other:?} names no store this build has (sqlite)"),
+        "postgres" => {
+            let database = ScratchDatabase::create()
+                .await
+                .expect("a PostgreSQL server for TEST_STORE=postgres (see TEST_DATABASE_URL)");
+            let store = PgStore::connect(database.url()).await.unwrap();
+            ("postgres", Arc::new(store), Some(database))
+        }
+        other => {
+            panic!("TEST_STORE={other:?} names no store this build has (sqlite, postgres)")
+        }
     }
 }
 

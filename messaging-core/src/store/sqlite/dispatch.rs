@@ -22,11 +22,12 @@ use uuid::Uuid;
 use super::connection::db_error;
 use super::outbox::{MessageWriter, RunKey, id_from_key, key};
 use super::receipts::{accept, opt_out};
-use super::{SqliteStore, corrupt, from_millis, millis, sql_names, to_json_text};
+use super::{SqliteStore, corrupt, from_millis, millis, to_json_text};
 use crate::domain::{
     AuditDecision, CampaignId, CampaignStatus, Consent, MessageId, MessageStatus, PhoneNumber,
     SendAs, TimeZone, unsubscribes_recipient,
 };
+use crate::store::sql_names;
 use crate::store::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, OutboxEntry,
     RecipientFacts, SendOutcome, SenderLease, StoreError, UnresolvedSend,

@@ -94,19 +94,6 @@ pub(crate) fn query_one<T>(
         .transpose()
 }
 
-/// An SQL list of names, `('a', 'b')`, for an `IN` condition whose values the domain decides
-/// (which campaign states send, which statuses a message may leave for another), so the rule
-/// stays in the domain and the query only spells it. Names are the domain's own `as_str`
-/// words, never user input.
-pub(crate) fn sql_names(names: impl IntoIterator<Item = &'static str>) -> String {
-    let names: Vec<String> = names
-        .into_iter()
-        .inspect(|name| debug_assert!(!name.contains('\'')))
-        .map(|name| format!("'{name}'"))
-        .collect();
-    format!("({})", names.join(", "))
-}
-
 pub(crate) fn to_json_text(value: &impl serde::Serialize) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(corrupt)
 }

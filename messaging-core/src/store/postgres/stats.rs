@@ -1,0 +1,43 @@
+//! (being written) StatsStore on PostgreSQL.
+
+#![allow(unused_variables)]
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::PgStore;
+#[allow(unused_imports)]
+use crate::domain::*;
+#[allow(unused_imports)]
+use crate::ingest::Ingestion;
+#[allow(unused_imports)]
+use crate::segment::SegmentRule;
+#[allow(unused_imports)]
+use crate::store::*;
+
+#[async_trait]
+impl StatsStore for PgStore {
+    async fn message_counts(
+        &self,
+        campaign: Option<CampaignId>,
+    ) -> Result<MessageCounts, StoreError> {
+        Err(super::not_built("StatsStore"))
+    }
+
+    async fn count_opted_out(&self) -> Result<u64, StoreError> {
+        Err(super::not_built("StatsStore"))
+    }
+
+    async fn count_inbound(&self) -> Result<(u64, u64), StoreError> {
+        Err(super::not_built("StatsStore"))
+    }
+
+    async fn status_changes(
+        &self,
+        since: DateTime<Utc>,
+        bucket: chrono::Duration,
+        statuses: &[MessageStatus],
+    ) -> Result<Vec<StatusChanges>, StoreError> {
+        Err(super::not_built("StatsStore"))
+    }
+}
