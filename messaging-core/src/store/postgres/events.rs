@@ -1,18 +1,14 @@
 //! (being written) EventStore on PostgreSQL.
 
-#![allow(unused_variables)]
+#![allow(unused_imports, unused_variables)]
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::PgStore;
-#[allow(unused_imports)]
 use crate::domain::*;
-#[allow(unused_imports)]
 use crate::ingest::Ingestion;
-#[allow(unused_imports)]
 use crate::segment::SegmentRule;
-#[allow(unused_imports)]
 use crate::store::*;
 
 /// This module's tables, part of the first migration.

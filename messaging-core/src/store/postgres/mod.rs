@@ -143,6 +143,7 @@ pub(crate) fn ts(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(3)
 }
 
+#[allow(dead_code)] // used as the parts are written
 pub(crate) fn corrupt(error: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(error.to_string())
 }
