@@ -11,7 +11,7 @@ use std::time::Duration;
 use fake_twilio::{FakeConfig, FakeTwilio, Faults};
 use messaging_core::Engine;
 use messaging_core::domain::CampaignStatus;
-use processes::{prepare, serve, wait_until};
+use processes::{prepare, serve, sqlite_url, wait_until};
 
 const RECIPIENTS: usize = 3_000;
 
@@ -19,7 +19,7 @@ const RECIPIENTS: usize = 3_000;
 async fn a_server_killed_mid_campaign_finishes_it_after_a_restart_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let campaign = prepare(&db, RECIPIENTS).await;
+    let campaign = prepare(&sqlite_url(&db), RECIPIENTS).await;
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();
     // Slow answers keep many sends in flight at the moment of the kill.
     twilio
@@ -30,7 +30,7 @@ async fn a_server_killed_mid_campaign_finishes_it_after_a_restart_without_duplic
         })
         .unwrap();
 
-    let mut first = serve(&db, &twilio, 600);
+    let mut first = serve(&sqlite_url(&db), &twilio, 600);
     wait_until(
         "a third of the sends",
         Duration::from_secs(60),
@@ -42,8 +42,8 @@ async fn a_server_killed_mid_campaign_finishes_it_after_a_restart_without_duplic
     let at_kill = twilio.messages().len();
     assert!(at_kill < RECIPIENTS, "killed too late to prove anything");
 
-    let mut second = serve(&db, &twilio, 600);
-    let engine = Engine::open(db.to_str().unwrap()).await.unwrap();
+    let mut second = serve(&sqlite_url(&db), &twilio, 600);
+    let engine = Engine::open(&sqlite_url(&db)).await.unwrap();
     wait_until(
         "the campaign's completion",
         Duration::from_secs(120),

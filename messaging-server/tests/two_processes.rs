@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fake_twilio::{FakeConfig, FakeTwilio};
 use messaging_core::Engine;
 use messaging_core::domain::CampaignStatus;
-use processes::{prepare, serve, wait_until};
+use processes::{prepare, serve, sqlite_url, wait_until};
 
 const RECIPIENTS: usize = 2_400;
 const RATE: u32 = 200;
@@ -22,10 +22,10 @@ const RATE: u32 = 200;
 async fn two_processes_on_one_file_share_one_ceiling_and_the_survivor_finishes_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shared.db");
-    let campaign = prepare(&db, RECIPIENTS).await;
+    let campaign = prepare(&sqlite_url(&db), RECIPIENTS).await;
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();
 
-    let mut first = serve(&db, &twilio, RATE);
+    let mut first = serve(&sqlite_url(&db), &twilio, RATE);
     wait_until(
         "the first process's sends",
         Duration::from_secs(30),
@@ -33,7 +33,7 @@ async fn two_processes_on_one_file_share_one_ceiling_and_the_survivor_finishes_o
     )
     .await;
     // The second opens the same file while the first is sending.
-    let mut second = serve(&db, &twilio, RATE);
+    let mut second = serve(&sqlite_url(&db), &twilio, RATE);
     // Two senders that did not know of each other would go at twice the ceiling.
     let (started, from) = (Instant::now(), twilio.messages().len());
     wait_until("800 more sends", Duration::from_secs(30), async || {
@@ -51,7 +51,7 @@ async fn two_processes_on_one_file_share_one_ceiling_and_the_survivor_finishes_o
     first.wait().unwrap();
     let at_kill = twilio.messages().len();
     assert!(at_kill < RECIPIENTS, "killed too late to prove anything");
-    let engine = Engine::open(db.to_str().unwrap()).await.unwrap();
+    let engine = Engine::open(&sqlite_url(&db)).await.unwrap();
     let killed_at = Instant::now();
     wait_until(
         "the survivor's first sends",
