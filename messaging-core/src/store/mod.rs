@@ -6,11 +6,13 @@
 //! Every multi-row write is one transaction.
 
 mod connect;
+mod coordination;
 mod dispatch;
 pub mod postgres;
 pub mod sqlite;
 
 pub use connect::{Backend, connect};
+pub use coordination::{CoordinationStore, LiveProcess};
 
 pub use dispatch::{
     AwaitedStatus, ClaimRequest, DispatchStore, Disposition, DueMessage, NextCheck, RecipientFacts,
@@ -694,6 +696,7 @@ pub trait Store:
     + DispatchStore
     + IngestionStore
     + PollStore
+    + CoordinationStore
 {
 }
 
@@ -711,5 +714,6 @@ impl<T> Store for T where
         + DispatchStore
         + IngestionStore
         + PollStore
+        + CoordinationStore
 {
 }

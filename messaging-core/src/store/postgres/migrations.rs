@@ -6,7 +6,9 @@
 //! The first migration is the schema of every part, each module owning its tables' DDL (in
 //! the order their foreign keys need). Never edit a migration that has shipped: add one.
 
-use super::{campaigns, catalog, dispatch, events, inbound, ingestions, outbox, pg_error};
+use super::{
+    campaigns, catalog, coordination, dispatch, events, inbound, ingestions, outbox, pg_error,
+};
 use super::{poll_marks, receipts, users};
 use crate::store::StoreError;
 
@@ -24,6 +26,7 @@ const MIGRATIONS: &[&[&str]] = &[&[
     outbox::SCHEMA,
     receipts::SCHEMA,
     dispatch::SCHEMA,
+    coordination::SCHEMA,
     ingestions::SCHEMA,
     poll_marks::SCHEMA,
 ]];

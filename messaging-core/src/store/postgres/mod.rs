@@ -14,6 +14,7 @@
 
 mod campaigns;
 mod catalog;
+mod coordination;
 mod dispatch;
 mod events;
 mod inbound;

@@ -321,6 +321,21 @@ const MIGRATIONS: &[&str] = &[
         polled_until INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 15: dispatchers' heartbeats, and the buckets of permits that rate ceilings shared by
+    // processes are kept in.
+    r#"
+    CREATE TABLE process_heartbeats (
+        id         TEXT PRIMARY KEY NOT NULL,
+        label      TEXT NOT NULL,
+        started_at INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER)),
+        until      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE send_buckets (
+        key          TEXT PRIMARY KEY NOT NULL,
+        tokens       REAL NOT NULL,
+        refreshed_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// How many migrations this build knows.

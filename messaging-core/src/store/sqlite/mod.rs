@@ -6,6 +6,7 @@
 mod campaigns;
 mod catalog;
 mod connection;
+mod coordination;
 mod dispatch;
 mod events;
 mod inbound;
