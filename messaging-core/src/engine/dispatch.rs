@@ -39,6 +39,7 @@ use crate::orchestrate::status_check::StatusCheckPolicy;
 use crate::provider::{Lookup, OutboundMessage, Provider};
 use crate::store::{ClaimRequest, Disposition, DueMessage, SendOutcome, UnresolvedSend};
 use sender_lease::SenderLeaseKeeper;
+use shared_rate::{SENDER_BUCKET, SharedRates, campaign_bucket};
 use status_checks::{StatusCheckReport, StatusChecks};
 
 /// How the dispatcher works.
@@ -119,6 +120,8 @@ pub struct Dispatcher {
     rng: Arc<Mutex<fastrand::Rng>>,
     status_checks: StatusChecks,
     sender_lease: SenderLeaseKeeper,
+    /// The database's rate buckets, when several processes send from it at once.
+    shared_rates: Option<SharedRates>,
 }
 
 impl Engine {
@@ -135,6 +138,10 @@ impl Engine {
                 config.label.clone(),
                 config.sender_lease,
             ),
+            shared_rates: self
+                .store
+                .concurrent_senders()
+                .then(|| SharedRates::new(self.clone())),
             provider,
             rates: SendRates::new(config.send_rate_per_second),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
@@ -211,13 +218,16 @@ impl Dispatcher {
             "dispatcher started"
         );
         loop {
-            // Only the holder of the database's sending lease sends, supervises and completes
-            // runs; another process waits for it to stop.
-            let holding = self.sender_lease.hold().await.unwrap_or_else(|error| {
+            // Only the holder of the database's sending lease supervises and completes runs;
+            // where one process sends at a time it alone sends, and another waits for it to
+            // stop; where several send at once, every one with a live heartbeat sends.
+            let concurrent = self.sender_lease.concurrent();
+            let leading = self.sender_lease.hold().await.unwrap_or_else(|error| {
                 tracing::error!(%error, "could not renew the sending lease");
-                self.sender_lease.may_send()
+                !concurrent && self.sender_lease.may_send()
             });
-            if !holding {
+            let sends = leading || (concurrent && self.sender_lease.may_send());
+            if !sends {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break,
@@ -225,7 +235,7 @@ impl Dispatcher {
                 }
             }
             let now = self.engine.clock.now();
-            if supervised_at.is_none_or(|at| now - at >= chrono::Duration::seconds(1)) {
+            if leading && supervised_at.is_none_or(|at| now - at >= chrono::Duration::seconds(1)) {
                 supervised_at = Some(now);
                 if completing.as_ref().is_none_or(|task| task.is_finished()) {
                     let engine = self.engine.clone();
@@ -243,7 +253,8 @@ impl Dispatcher {
                     tracing::error!(%error, "could not supervise campaigns");
                 }
             }
-            if checked_at.is_none_or(|at| now - at >= check_every)
+            if leading
+                && checked_at.is_none_or(|at| now - at >= check_every)
                 && checking.as_ref().is_none_or(|task| task.is_finished())
             {
                 checked_at = Some(now);
@@ -316,7 +327,7 @@ impl Dispatcher {
         let claimed = self
             .engine
             .store
-            .claim_due(&requests, now, lease_until)
+            .claim_due(&requests, self.sender_lease.id(), now, lease_until)
             .await?;
         report.claimed = claimed.len();
         if claimed.is_empty() {
@@ -343,7 +354,10 @@ impl Dispatcher {
             }
             decisions.push((message.id, disposition));
         }
-        self.engine.store.record_decisions(decisions, now).await?;
+        self.engine
+            .store
+            .record_decisions(decisions, self.sender_lease.id(), now)
+            .await?;
         report.sent = self.send(queued, &campaigns).await?;
         Ok(report)
     }
@@ -412,6 +426,19 @@ impl Dispatcher {
                 self.take(limiter, &mut chunk, &mut sent).await?;
             }
             self.take(&sender, &mut chunk, &mut sent).await?;
+            if let Some(shared) = &self.shared_rates {
+                if let Some((id, rate)) = message.campaign_id.and_then(|id| {
+                    let rate = campaigns.get(&id)?.rate_limit_per_second?;
+                    (rate > 0).then_some((id, rate))
+                }) {
+                    let bucket = campaign_bucket(id);
+                    self.take_shared(shared, &bucket, f64::from(rate), &mut chunk, &mut sent)
+                        .await?;
+                }
+                let rate = self.config.send_rate_per_second;
+                self.take_shared(shared, SENDER_BUCKET, rate, &mut chunk, &mut sent)
+                    .await?;
+            }
             let permit = match self.in_flight.clone().try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {
@@ -450,6 +477,22 @@ impl Dispatcher {
         }
     }
 
+    /// Takes a permit from the database's bucket `key`, sending what is ready before asking
+    /// the database (and maybe waiting) for more.
+    async fn take_shared(
+        &self,
+        shared: &SharedRates,
+        key: &str,
+        per_second: f64,
+        chunk: &mut Vec<(DueMessage, SendAs, OwnedSemaphorePermit)>,
+        sent: &mut usize,
+    ) -> Result<(), EngineError> {
+        if !shared.has_unused(key) {
+            *sent += self.flush(chunk).await?;
+        }
+        shared.take(key, per_second).await
+    }
+
     /// Marks a chunk `sending` and starts its sends; answers how many started.
     async fn flush(
         &self,
@@ -468,7 +511,7 @@ impl Dispatcher {
         let marked = self
             .engine
             .store
-            .mark_sending(ids, now, now + self.lease())
+            .mark_sending(ids, self.sender_lease.id(), now, now + self.lease())
             .await?;
         let mut started = 0;
         for (message, sent_as, permit) in chunk.drain(..) {
@@ -518,7 +561,7 @@ impl Dispatcher {
         let unresolved = self
             .engine
             .store
-            .claim_unresolved(now, now + self.lease(), 100)
+            .claim_unresolved(self.sender_lease.id(), now, now + self.lease(), 100)
             .await?;
         let count = unresolved.len();
         for send in unresolved {
@@ -610,6 +653,7 @@ fn unresolved_outcome(
 }
 
 mod sender_lease;
+mod shared_rate;
 pub mod status_checks;
 #[cfg(test)]
 mod tests;

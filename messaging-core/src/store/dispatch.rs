@@ -179,30 +179,37 @@ pub struct SenderLease {
 pub trait DispatchStore: Send + Sync {
     /// Claims, in one transaction, the due messages (`pending`, `queued` or `deferred` with
     /// `due_at <= now` and no live lease) of each request's campaign, oldest due first, and
-    /// leases them until `lease_until`. Messages of campaigns that are not sending (paused,
-    /// draft) are never claimed.
+    /// leases them to `owner` (the claiming dispatcher's id) until `lease_until`. Messages of
+    /// campaigns that are not sending (paused, draft) are never claimed. Concurrent claims
+    /// never take the same message.
     async fn claim_due(
         &self,
         requests: &[ClaimRequest],
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<DueMessage>, StoreError>;
 
-    /// Records the policies' decisions: skipped and deferred messages are released from their
-    /// lease; queued ones keep it until [`mark_sending`](Self::mark_sending).
+    /// Records the policies' decisions on messages `owner` claimed: skipped and deferred
+    /// messages are released from their lease; queued ones keep it until
+    /// [`mark_sending`](Self::mark_sending). A message claimed by another dispatcher since
+    /// (this one's claim was ended when its heartbeat stopped) is left as it is.
     async fn record_decisions(
         &self,
         decisions: Vec<(MessageId, Disposition)>,
+        owner: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Moves queued messages to `sending` (one more attempt) just before they go to the
-    /// provider, leased until `lease_until`, and answers those it moved. Messages whose
-    /// campaign was paused or ended meanwhile are not moved and lose their lease, so they
-    /// wait in the queue.
+    /// Moves queued messages that `owner` still holds to `sending` (one more attempt) just
+    /// before they go to the provider, leased until `lease_until`, and answers those it
+    /// moved. Messages whose campaign was paused or ended meanwhile are not moved and lose
+    /// their lease, so they wait in the queue; messages another dispatcher claimed since are
+    /// not moved either.
     async fn mark_sending(
         &self,
         ids: Vec<MessageId>,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<MessageId>, StoreError>;
@@ -216,9 +223,10 @@ pub trait DispatchStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Claims up to `limit` messages still `sending` after their lease ended, leasing them
-    /// until `lease_until` while their fate is looked up.
+    /// to `owner` until `lease_until` while their fate is looked up.
     async fn claim_unresolved(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
@@ -281,12 +289,16 @@ pub trait DispatchStore: Send + Sync {
     /// The sending lease as it stands (`taken` is false), if any process ever held it.
     async fn sender_lease(&self) -> Result<Option<SenderLease>, StoreError>;
 
-    /// Ends the leases of messages claimed by dispatchers that stopped: messages waiting to be
-    /// sent are claimable at once, and messages left `sending` are looked up at the provider
-    /// from `look_up_from` (when no send of theirs can still be in flight). Answers how many
-    /// messages were released.
+    /// Ends the leases of messages claimed by dispatchers that stopped, for `owner` (the
+    /// dispatcher that leads): messages waiting to be sent are claimable at once, and
+    /// messages left `sending` are looked up at the provider from `look_up_from` (when no
+    /// send of theirs can still be in flight). Which dispatchers stopped is the backend's
+    /// to know: where one dispatcher sends at a time (SQLite), every other one, since
+    /// `owner` has just taken the sending lease; where several send at once (PostgreSQL),
+    /// those whose heartbeat ran out by `now`. Answers how many messages were released.
     async fn release_claims(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         look_up_from: DateTime<Utc>,
     ) -> Result<u64, StoreError>;

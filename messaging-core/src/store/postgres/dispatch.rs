@@ -19,6 +19,7 @@ impl DispatchStore for PgStore {
     async fn claim_due(
         &self,
         requests: &[ClaimRequest],
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<DueMessage>, StoreError> {
@@ -28,6 +29,7 @@ impl DispatchStore for PgStore {
     async fn record_decisions(
         &self,
         decisions: Vec<(MessageId, Disposition)>,
+        owner: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         Err(super::not_built("DispatchStore"))
@@ -36,6 +38,7 @@ impl DispatchStore for PgStore {
     async fn mark_sending(
         &self,
         ids: Vec<MessageId>,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<MessageId>, StoreError> {
@@ -52,6 +55,7 @@ impl DispatchStore for PgStore {
 
     async fn claim_unresolved(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
@@ -115,6 +119,7 @@ impl DispatchStore for PgStore {
 
     async fn release_claims(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         look_up_from: DateTime<Utc>,
     ) -> Result<u64, StoreError> {

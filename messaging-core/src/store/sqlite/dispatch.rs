@@ -228,12 +228,21 @@ fn current(
 fn record_decision(
     conn: &Connection,
     id: MessageId,
+    owner: &str,
     disposition: &Disposition,
     now: i64,
 ) -> Result<(), StoreError> {
     let Some((before, _)) = current(conn, id)? else {
         return Ok(());
     };
+    // Claimed by another dispatcher since: theirs to decide.
+    let claimed_by: Option<String> = conn
+        .prepare_cached("SELECT claimed_by FROM messages WHERE id = ?")
+        .and_then(|mut s| s.query_row([key(id.0)], |r| r.get(0)))
+        .map_err(db_error)?;
+    if claimed_by.as_deref().is_some_and(|by| by != owner) {
+        return Ok(());
+    }
     let (after, decision) = match disposition {
         Disposition::Skip(decision) => (MessageStatus::Skipped, decision),
         Disposition::Defer { decision, .. } => (MessageStatus::Deferred, decision),
@@ -346,10 +355,12 @@ impl DispatchStore for SqliteStore {
     async fn claim_due(
         &self,
         requests: &[ClaimRequest],
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<DueMessage>, StoreError> {
         let requests = requests.to_vec();
+        let owner = owner.to_owned();
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
@@ -358,14 +369,14 @@ impl DispatchStore for SqliteStore {
                 for request in requests {
                     let sql = match request.campaign_id {
                         Some(_) => format!(
-                            "UPDATE messages SET lease_until = ?2 WHERE id IN (
+                            "UPDATE messages SET lease_until = ?2, claimed_by = ?5 WHERE id IN (
                                  SELECT id FROM ({}) WHERE ?3 IN {})
                              RETURNING id",
                             due_sql("campaign_id = ?3"),
                             sending_campaigns()
                         ),
                         None => format!(
-                            "UPDATE messages SET lease_until = ?2 WHERE id IN (
+                            "UPDATE messages SET lease_until = ?2, claimed_by = ?5 WHERE id IN (
                                  SELECT id FROM ({}))
                              RETURNING id",
                             due_sql("campaign_id IS NULL AND ?3 IS NULL")
@@ -378,7 +389,8 @@ impl DispatchStore for SqliteStore {
                                 at,
                                 lease,
                                 request.campaign_id.map(|c| key(c.0)),
-                                request.limit
+                                request.limit,
+                                owner
                             ],
                             |r| r.get::<_, [u8; 16]>(0),
                         )
@@ -397,13 +409,15 @@ impl DispatchStore for SqliteStore {
     async fn record_decisions(
         &self,
         decisions: Vec<(MessageId, Disposition)>,
+        owner: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let owner = owner.to_owned();
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
                 for (id, disposition) in &decisions {
-                    record_decision(&tx, *id, disposition, millis(now))?;
+                    record_decision(&tx, *id, &owner, disposition, millis(now))?;
                 }
                 tx.commit().map_err(db_error)
             })
@@ -413,9 +427,11 @@ impl DispatchStore for SqliteStore {
     async fn mark_sending(
         &self,
         ids: Vec<MessageId>,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<MessageId>, StoreError> {
+        let owner = owner.to_owned();
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
@@ -427,7 +443,8 @@ impl DispatchStore for SqliteStore {
                             "UPDATE messages SET status = 'sending', attempts = attempts + 1,
                                  lease_until = ?, updated_at = ?
                              WHERE id = ? AND status IN {}
-                                 AND (campaign_id IS NULL OR campaign_id IN {})",
+                                 AND (campaign_id IS NULL OR campaign_id IN {})
+                                 AND claimed_by IS ?",
                             able_to_become(MessageStatus::Sending),
                             sending_campaigns()
                         ))
@@ -436,20 +453,22 @@ impl DispatchStore for SqliteStore {
                     let mut release = tx
                         .prepare_cached(&format!(
                             "UPDATE messages SET lease_until = NULL
-                             WHERE id = ? AND status IN {}",
+                             WHERE id = ? AND status IN {} AND claimed_by IS ?",
                             able_to_become(MessageStatus::Sending)
                         ))
                         .map_err(db_error)?;
                     for id in ids {
                         if mark
-                            .execute(params![lease, at, key(id.0)])
+                            .execute(params![lease, at, key(id.0), owner])
                             .map_err(db_error)?
                             == 1
                         {
                             log(&tx, id, at, MessageStatus::Sending, None)?;
                             marked.push(id);
                         } else {
-                            release.execute([key(id.0)]).map_err(db_error)?;
+                            release
+                                .execute(params![key(id.0), owner])
+                                .map_err(db_error)?;
                         }
                     }
                 }
@@ -561,6 +580,7 @@ impl DispatchStore for SqliteStore {
 
     async fn release_claims(
         &self,
+        _owner: &str,
         now: DateTime<Utc>,
         look_up_from: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
@@ -592,16 +612,18 @@ impl DispatchStore for SqliteStore {
 
     async fn claim_unresolved(
         &self,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<UnresolvedSend>, StoreError> {
+        let owner = owner.to_owned();
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
                 let ids = tx
                     .prepare_cached(
-                        "UPDATE messages SET lease_until = ?1 WHERE id IN (
+                        "UPDATE messages SET lease_until = ?1, claimed_by = ?4 WHERE id IN (
                              SELECT id FROM messages
                              WHERE status = 'sending' AND lease_until <= ?2
                                  AND provider_sid IS NULL
@@ -609,10 +631,13 @@ impl DispatchStore for SqliteStore {
                          RETURNING id",
                     )
                     .and_then(|mut s| {
-                        s.query_map(params![millis(lease_until), millis(now), limit], |r| {
-                            r.get::<_, [u8; 16]>(0)
-                                .map(|id| MessageId(Uuid::from_bytes(id)))
-                        })?
+                        s.query_map(
+                            params![millis(lease_until), millis(now), limit, owner],
+                            |r| {
+                                r.get::<_, [u8; 16]>(0)
+                                    .map(|id| MessageId(Uuid::from_bytes(id)))
+                            },
+                        )?
                         .collect::<rusqlite::Result<Vec<_>>>()
                     })
                     .map_err(db_error)?;

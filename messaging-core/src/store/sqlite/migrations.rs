@@ -321,9 +321,10 @@ const MIGRATIONS: &[&str] = &[
         polled_until INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
-    // 15: dispatchers' heartbeats, and the buckets of permits that rate ceilings shared by
-    // processes are kept in.
+    // 15: dispatchers' heartbeats, the buckets of permits that rate ceilings shared by
+    // processes are kept in, and which dispatcher holds each claim.
     r#"
+    ALTER TABLE messages ADD COLUMN claimed_by TEXT;
     CREATE TABLE process_heartbeats (
         id         TEXT PRIMARY KEY NOT NULL,
         label      TEXT NOT NULL,
