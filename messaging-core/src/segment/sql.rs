@@ -3,7 +3,8 @@
 //! The predicate is a `WHERE` fragment over the users table under the alias `u`; every value,
 //! key and JSON path travels as a parameter ([`SqlParam`]), never in the SQL text. What differs
 //! between databases (placeholders, JSON functions, time columns) sits behind [`SqlDialect`], so
-//! a PostgreSQL adapter can bring its own dialect while callers keep calling [`compile`].
+//! each database brings its own dialect ([`Sqlite`], [`Postgres`]) while callers keep calling
+//! [`compile`].
 //!
 //! Semantics every dialect keeps:
 //!
@@ -22,7 +23,7 @@
 //! - Nodes that [`SegmentRule::parse`](super::SegmentRule::parse) would refuse (say `gt` with
 //!   an array) compile to comparisons that never hold, never to an error or a panic.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Datelike as _, SecondsFormat, TimeDelta, Utc};
 use serde_json::Value;
 
 use super::{Comparison, RuleNode, SegmentRule, UserField};
@@ -74,8 +75,11 @@ impl Bindings<'_> {
     /// Adds a parameter and returns the placeholder that refers to it. The placeholder may be
     /// written several times, and in any order relative to other placeholders.
     pub fn bind(&mut self, param: SqlParam) -> String {
+        let placeholder = self
+            .dialect
+            .bound_placeholder(self.params.len() + 1, &param);
         self.params.push(param);
-        self.dialect.placeholder(self.params.len())
+        placeholder
     }
 }
 
@@ -88,6 +92,28 @@ pub trait SqlDialect {
     /// The placeholder for the `index`-th parameter (1-based): `?1` in SQLite, `$1` in
     /// PostgreSQL. Numbered placeholders let one parameter be used twice.
     fn placeholder(&self, index: usize) -> String;
+
+    /// The placeholder for the `index`-th parameter as written where `param` is bound, for a
+    /// database that wants each parameter's type spelled out (`$1::text` in PostgreSQL, whose
+    /// statements must know every parameter's type). By default, [`placeholder`](Self::placeholder).
+    fn bound_placeholder(&self, index: usize, param: &SqlParam) -> String {
+        let _ = param;
+        self.placeholder(index)
+    }
+
+    /// A form of "the attribute at `path` equals the scalar `value`" that an index can serve
+    /// (PostgreSQL's `attributes @> '{"city": "Colombo"}'`), with the same meaning as
+    /// comparing [`attribute_value`](Self::attribute_value) with the operand; it must be true
+    /// or false, never `NULL`. `None` (the default) compiles the comparison.
+    fn attribute_equals(
+        &self,
+        b: &mut Bindings<'_>,
+        path: &[String],
+        value: &Value,
+    ) -> Option<String> {
+        let _ = (b, path, value);
+        None
+    }
 
     /// The attribute at `path` as an SQL value, or `NULL` when it is missing or its JSON type is
     /// not `kind`. Text is text, numbers are numeric, booleans are the integers 1 and 0.
@@ -217,6 +243,202 @@ impl SqlDialect for Sqlite {
 
     fn timestamp(&self, b: &mut Bindings<'_>, at: DateTime<Utc>) -> String {
         b.bind(SqlParam::Integer(at.timestamp_millis()))
+    }
+}
+
+/// PostgreSQL, with `attributes` as `jsonb` and times as `timestamptz`.
+///
+/// - Every placeholder carries its parameter's type (`$1::text`, `$2::int8`, `$3::float8`),
+///   so a statement prepares without guessing; a path travels as the text of an array of
+///   keys (`{"address","city"}`, read with `::text[]`), an `in` list as JSON text, a time as
+///   ISO 8601 text.
+/// - Equality on an attribute is containment, `u.attributes @> '{"address": {"city": "Kandy"}}'`,
+///   which a GIN index on `attributes` (`jsonb_path_ops`) serves; jsonb containment compares
+///   scalars with their types (the string `"30"` is not the number `30`) and numbers by value
+///   (`30` is `30.0`). Other comparisons read the value with `#>` and check its
+///   `jsonb_typeof` first: text compares in byte order (`COLLATE "C"`, as SQLite compares
+///   it), numbers as `numeric` (against a real operand, as `float8`), booleans as 1 and 0.
+/// - `#>` would read a key such as `0` as an index into an array where SQLite's quoted path
+///   only names an object member; a path with such a key therefore also checks that each
+///   value on the way is an object.
+/// - PostgreSQL text cannot hold the NUL character, so no stored key or value has one: a key
+///   with NUL reads as missing, and an operand with NUL is bound as `NULL` (see the store's
+///   `segment_params`), so it equals, contains and starts nothing; an `in` list skips its
+///   values with NUL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Postgres;
+
+impl Postgres {
+    /// The text of a PostgreSQL array of the keys of `path` (`{"address","city"}`), read as
+    /// `text[]`: every key is quoted, with `"` and `\` escaped by a backslash, so commas,
+    /// braces, spaces and quotes are literal.
+    pub fn key_array(path: &[String]) -> String {
+        let keys: Vec<String> = path
+            .iter()
+            .map(|key| {
+                let mut quoted = String::with_capacity(key.len() + 2);
+                quoted.push('"');
+                for c in key.chars() {
+                    if matches!(c, '"' | '\\') {
+                        quoted.push('\\');
+                    }
+                    quoted.push(c);
+                }
+                quoted.push('"');
+                quoted
+            })
+            .collect();
+        format!("{{{}}}", keys.join(","))
+    }
+
+    /// The attribute at `path` as `jsonb` (SQL `NULL` when missing).
+    fn extract(b: &mut Bindings<'_>, path: &[String]) -> String {
+        if path.iter().any(|key| key.contains('\0')) {
+            return "NULL::jsonb".to_owned();
+        }
+        let p = b.bind(SqlParam::Text(Self::key_array(path)));
+        let value = format!("(u.attributes #> {p}::text[])");
+        // Members named like array indexes (`0`, `-1`) must be read from objects only.
+        let guards: Vec<String> = (1..path.len())
+            .filter(|&i| path[i].chars().any(|c| c.is_ascii_digit()))
+            .map(|i| {
+                let parent = b.bind(SqlParam::Text(Self::key_array(&path[..i])));
+                format!("jsonb_typeof(u.attributes #> {parent}::text[]) = 'object'")
+            })
+            .collect();
+        if guards.is_empty() {
+            value
+        } else {
+            format!("(CASE WHEN {} THEN {value} END)", guards.join(" AND "))
+        }
+    }
+
+    /// The `jsonb` expression `value` as an SQL value of `kind`, `NULL` when it has another
+    /// JSON type.
+    fn typed(value: &str, kind: ScalarKind) -> String {
+        match kind {
+            ScalarKind::Text => format!(
+                "(CASE WHEN jsonb_typeof({value}) = 'string' THEN {value} #>> '{{}}' END) \
+                 COLLATE \"C\""
+            ),
+            ScalarKind::Number => {
+                format!("(CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::numeric END)")
+            }
+            ScalarKind::Bool => format!(
+                "(CASE WHEN jsonb_typeof({value}) = 'boolean' THEN ({value})::boolean::int4 END)"
+            ),
+        }
+    }
+
+    /// `{"k1": {"k2": value}}`: what attributes holding `value` at `path` contain.
+    fn containing(path: &[String], value: &Value) -> Value {
+        path.iter().rev().fold(value.clone(), |inner, key| {
+            Value::Object([(key.clone(), inner)].into_iter().collect())
+        })
+    }
+}
+
+/// PostgreSQL's `json_typeof` name for a kind.
+fn json_type(kind: ScalarKind) -> &'static str {
+    match kind {
+        ScalarKind::Text => "string",
+        ScalarKind::Number => "number",
+        ScalarKind::Bool => "boolean",
+    }
+}
+
+/// Matches the JSON text of a string holding an escaped NUL (`\u0000` after an even number
+/// of backslashes), which `jsonb` refuses.
+const JSON_NUL: &str = r"(^|[^\\])(\\\\)*\\u0000";
+
+impl SqlDialect for Postgres {
+    fn placeholder(&self, index: usize) -> String {
+        format!("${index}")
+    }
+
+    fn bound_placeholder(&self, index: usize, param: &SqlParam) -> String {
+        match param {
+            SqlParam::Integer(_) => format!("${index}::int8"),
+            SqlParam::Real(_) => format!("${index}::float8"),
+            SqlParam::Text(_) | SqlParam::Null => format!("${index}::text"),
+        }
+    }
+
+    fn attribute_equals(
+        &self,
+        b: &mut Bindings<'_>,
+        path: &[String],
+        value: &Value,
+    ) -> Option<String> {
+        let text_with_nul = value.as_str().is_some_and(|s| s.contains('\0'));
+        if text_with_nul || path.iter().any(|key| key.contains('\0')) {
+            return Some(NEVER.to_owned());
+        }
+        let p = b.bind(SqlParam::Text(Self::containing(path, value).to_string()));
+        Some(format!("u.attributes @> {p}::jsonb"))
+    }
+
+    fn attribute_value(&self, b: &mut Bindings<'_>, path: &[String], kind: ScalarKind) -> String {
+        let value = Self::extract(b, path);
+        Self::typed(&value, kind)
+    }
+
+    fn attribute_exists(&self, b: &mut Bindings<'_>, path: &[String]) -> String {
+        let value = Self::extract(b, path);
+        format!("COALESCE(jsonb_typeof({value}), 'null') <> 'null'")
+    }
+
+    fn attribute_array_contains(
+        &self,
+        b: &mut Bindings<'_>,
+        path: &[String],
+        kind: ScalarKind,
+        element: &str,
+    ) -> String {
+        let value = Self::extract(b, path);
+        let item = Self::typed("item.value", kind);
+        // jsonb_array_elements refuses a scalar: anything but an array reads as empty.
+        format!(
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof({value}) = \
+             'array' THEN {value} ELSE '[]'::jsonb END) AS item(value) WHERE {item} = {element})"
+        )
+    }
+
+    fn value_in_list(&self, value: &str, kind: ScalarKind, list: &str) -> String {
+        // An uncorrelated subquery, read once per statement (hashed), not once per user. The
+        // list is read as `json`, which takes an escaped NUL that `jsonb` refuses; values
+        // holding one are skipped (no stored value has one).
+        let element = match kind {
+            ScalarKind::Text => "item.value #>> '{}'",
+            ScalarKind::Number => "(item.value::text)::numeric",
+            ScalarKind::Bool => "(item.value::text)::boolean::int4",
+        };
+        let json_type = json_type(kind);
+        format!(
+            "{value} IN (SELECT {element} FROM json_array_elements(({list})::json) AS item(value) \
+             WHERE json_typeof(item.value) = '{json_type}' AND item.value::text !~ '{JSON_NUL}')"
+        )
+    }
+
+    fn text_contains(&self, text: &str, needle: &str) -> String {
+        format!("strpos({text}, {needle}) > 0")
+    }
+
+    fn text_starts_with(&self, text: &str, prefix: &str) -> String {
+        // Not LIKE, whose `%` and `_` are wildcards.
+        format!("left({text}, length({prefix})) = {prefix}")
+    }
+
+    fn timestamp(&self, b: &mut Bindings<'_>, at: DateTime<Utc>) -> String {
+        // A window reaching before the year 1 (`within_days` in the millions) holds every
+        // event; PostgreSQL's ISO input has no year 0 and no negative years.
+        let text = if at.year() < 1 {
+            "-infinity".to_owned()
+        } else {
+            at.to_rfc3339_opts(SecondsFormat::Millis, true)
+        };
+        let p = b.bind(SqlParam::Text(text));
+        format!("({p})::timestamptz")
     }
 }
 
@@ -369,6 +591,15 @@ fn attribute(b: &mut Bindings<'_>, path: &[String], op: Comparison, value: &Valu
         }
         Comparison::Exists => leaf(dialect.attribute_exists(b, path)),
         Comparison::Ne => format!("(NOT {})", attribute(b, path, Comparison::Eq, value)),
+        Comparison::Eq if operand(value).is_some() => {
+            if let Some(equals) = dialect.attribute_equals(b, path, value) {
+                return format!("({equals})");
+            }
+            let (kind, param) = operand(value).expect("checked above");
+            let current = dialect.attribute_value(b, path, kind);
+            let p = b.bind(param);
+            leaf(format!("{current} = {p}"))
+        }
         Comparison::Eq | Comparison::Gt | Comparison::Gte | Comparison::Lt | Comparison::Lte => {
             let Some((kind, param)) = operand(value) else {
                 return NEVER.to_owned();

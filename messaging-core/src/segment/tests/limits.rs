@@ -17,7 +17,7 @@ fn refuse(definition: &Value) -> SegmentError {
 }
 
 /// `count` conditions on an attribute no user has.
-fn conditions(count: usize) -> Vec<Value> {
+pub(super) fn conditions(count: usize) -> Vec<Value> {
     (0..count)
         .map(|i| json!({"attribute": "code", "op": "eq", "value": i}))
         .collect()

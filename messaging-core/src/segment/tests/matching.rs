@@ -33,11 +33,19 @@ pub(super) fn now() -> DateTime<Utc> {
     "2024-06-01T12:00:00Z".parse().unwrap()
 }
 
-/// Five users (`1`..`5` below stand for `+9470000000N`), their topics and their events.
-pub(super) fn database() -> Connection {
-    let conn = Connection::open_in_memory().unwrap();
-    conn.execute_batch(SCHEMA).unwrap();
-    let users = [
+/// A user of the test database: the last digit of their phone, name, consent, attributes and
+/// locale.
+pub(super) type TestUser = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    Value,
+    Option<&'static str>,
+);
+
+/// Five users (`1`..`5` below stand for `+9470000000N`).
+pub(super) fn users() -> [TestUser; 5] {
+    [
         (
             "1",
             Some("Ann"),
@@ -75,8 +83,28 @@ pub(super) fn database() -> Connection {
             json!({"city": null, "age": 65, "tags": "vip-list"}),
             None,
         ),
-    ];
-    for (n, name, consent, attributes, locale) in users {
+    ]
+}
+
+/// Who follows which topic.
+pub(super) const TOPICS: [(&str, &str); 4] =
+    [("1", "DANCE"), ("2", "DANCE"), ("2", "NEWS"), ("3", "NEWS")];
+
+/// Each user's events: who, the event's name, how many days before [`now`].
+pub(super) const EVENTS: [(&str, &str, i64); 6] = [
+    ("1", "cart_abandoned", 1),
+    ("1", "cart_abandoned", 2),
+    ("1", "cart_abandoned", 10),
+    ("2", " Cart_Abandoned ", 3),
+    ("3", "purchase", 1),
+    ("5", "cart_abandoned", 7),
+];
+
+/// The users, their topics and their events in an in-memory SQLite database.
+pub(super) fn database() -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    for (n, name, consent, attributes, locale) in users() {
         conn.execute(
             "INSERT INTO users (phone, name, wa_id, consent_state, attributes, timezone, locale,
                  created_at, updated_at, revision) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, 0, 0, 1)",
@@ -91,22 +119,14 @@ pub(super) fn database() -> Connection {
         )
         .unwrap();
     }
-    for (n, topic) in [("1", "DANCE"), ("2", "DANCE"), ("2", "NEWS"), ("3", "NEWS")] {
+    for (n, topic) in TOPICS {
         conn.execute(
             "INSERT INTO subscriptions (phone, topic, created_at) VALUES (?1, ?2, 0)",
             params![phone(n), topic],
         )
         .unwrap();
     }
-    let events = [
-        ("1", "cart_abandoned", 1),
-        ("1", "cart_abandoned", 2),
-        ("1", "cart_abandoned", 10),
-        ("2", " Cart_Abandoned ", 3),
-        ("3", "purchase", 1),
-        ("5", "cart_abandoned", 7),
-    ];
-    for (i, (n, name, days_ago)) in events.into_iter().enumerate() {
+    for (i, (n, name, days_ago)) in EVENTS.into_iter().enumerate() {
         let at = (now() - TimeDelta::days(days_ago)).timestamp_millis();
         conn.execute(
             "INSERT INTO events (id, name, name_key, user_phone, data, occurred_at, received_at)
@@ -118,7 +138,7 @@ pub(super) fn database() -> Connection {
     conn
 }
 
-fn phone(n: &str) -> String {
+pub(super) fn phone(n: &str) -> String {
     format!("+9470000000{n}")
 }
 
@@ -151,109 +171,37 @@ fn check(cases: &[(Value, &str)]) {
 
 #[test]
 fn equality_compares_with_the_attributes_json_type() {
-    check(&[
-        (json!({"attributes.city": "Colombo"}), "1"),
-        (json!({"attributes.city": {"ne": "Colombo"}}), "2345"),
-        (json!({"attributes.age": 30}), "1"),
-        (json!({"attributes.age": 30.0}), "1"),
-        (json!({"attributes.age": "30"}), "3"),
-        (json!({"attributes.premium": true}), "1"),
-        (json!({"attributes.premium": false}), "2"),
-        (json!({"attributes.premium": 1}), ""),
-        (json!({"attributes.tags": "[\"news\"]"}), ""),
-        (json!({"attributes.quote": "O'Brien"}), "1"),
-    ]);
+    check(&cases::equality_compares_with_the_attributes_json_type());
 }
 
 #[test]
 fn ordering_operators_compare_numbers_with_numbers_and_text_with_text() {
-    check(&[
-        (json!({"attributes.age": {"gte": 18}}), "15"),
-        (json!({"attributes.age": {"gt": 30}}), "5"),
-        (json!({"attributes.age": {"lt": 18}}), "2"),
-        (json!({"attributes.age": {"lte": 30}}), "12"),
-        (json!({"attributes.age": {"gte": 18, "lt": 65}}), "1"),
-        (json!({"attributes.score": {"gt": 2.4, "lt": 2.6}}), "2"),
-        (json!({"attributes.age": {"gt": "2"}}), "3"),
-        (json!({"attributes.city": {"lt": "D"}}), "1"),
-    ]);
+    check(&cases::ordering_operators_compare_numbers_with_numbers_and_text_with_text());
 }
 
 #[test]
 fn in_matches_any_listed_value_of_the_same_type() {
-    check(&[
-        (
-            json!({"attribute": "city", "op": "in", "value": ["Kandy", "Colombo"]}),
-            "12",
-        ),
-        (
-            json!({"attribute": "age", "op": "in", "value": [30, "30"]}),
-            "13",
-        ),
-        (
-            json!({"attribute": "premium", "op": "in", "value": [false, 17]}),
-            "2",
-        ),
-        (
-            json!({"not": {"attribute": "city", "op": "in", "value": ["Kandy"]}}),
-            "1345",
-        ),
-    ]);
+    check(&cases::in_matches_any_listed_value_of_the_same_type());
 }
 
 #[test]
 fn contains_finds_substrings_and_array_elements() {
-    check(&[
-        (json!({"attributes.tags": {"contains": "vip"}}), "15"),
-        (json!({"attributes.tags": {"contains": "vi"}}), "5"),
-        (json!({"attributes.lucky": {"contains": 7}}), "2"),
-        (json!({"attributes.lucky": {"contains": true}}), "2"),
-        (json!({"attributes.age": {"contains": 30}}), ""),
-        (json!({"attributes.note": {"contains": "%"}}), "1"),
-        (json!({"attributes.note": {"contains": "f_n"}}), "1"),
-        (json!({"attributes.quote": {"contains": "'"}}), "1"),
-    ]);
+    check(&cases::contains_finds_substrings_and_array_elements());
 }
 
 #[test]
 fn starts_with_takes_percent_and_underscore_literally() {
-    check(&[
-        (json!({"attributes.note": {"starts_with": "50%"}}), "1"),
-        (json!({"attributes.note": {"starts_with": "50"}}), "12"),
-        (json!({"attributes.note": {"starts_with": "5_"}}), ""),
-        (json!({"attributes.note": {"starts_with": "%"}}), ""),
-        (json!({"attributes.city": {"starts_with": "Col"}}), "1"),
-        (json!({"attributes.nul": {"starts_with": "a\u{0}b"}}), "1"),
-        (json!({"attributes.nul": {"starts_with": "a\u{0}x"}}), ""),
-        (json!({"attributes.nul": {"contains": "\u{0}b"}}), "1"),
-        (json!({"attributes.city": {"starts_with": ""}}), "123"),
-    ]);
+    check(&cases::starts_with_takes_percent_and_underscore_literally());
 }
 
 #[test]
 fn exists_ignores_missing_and_null_attributes() {
-    check(&[
-        (json!({"attributes.city": {"exists": true}}), "123"),
-        (json!({"attributes.city": {"exists": false}}), "45"),
-        (json!({"attribute": "address", "op": "exists"}), "1"),
-    ]);
+    check(&cases::exists_ignores_missing_and_null_attributes());
 }
 
 #[test]
 fn keys_with_dots_quotes_and_spaces_are_matched_literally() {
-    check(&[
-        (json!({"attributes.address.city": "Kandy"}), "1"),
-        (json!({"attributes.a.b": "nested"}), "2"),
-        (
-            json!({"attribute": ["a.b"], "op": "eq", "value": "dotted"}),
-            "1",
-        ),
-        (json!({"attribute": ["q\"x"], "op": "eq", "value": 1}), "1"),
-        (json!({"attributes.sp ace": "yes"}), "1"),
-        (json!({"attributes.back\\slash": true}), "1"),
-        (json!({"attributes.x[0]": "bracket"}), "1"),
-        (json!({"attributes.città": "unicode"}), "1"),
-    ]);
+    check(&cases::keys_with_dots_quotes_and_spaces_are_matched_literally());
 }
 
 #[test]
@@ -294,82 +242,22 @@ fn any_key_text_is_reachable_through_its_path() {
 
 #[test]
 fn user_fields_compare_as_text_and_missing_counts_as_different() {
-    check(&[
-        (json!({"name": "Ann"}), "1"),
-        (json!({"name": {"ne": "Ann"}}), "2345"),
-        (json!({"name": {"exists": true}}), "1235"),
-        (json!({"name": {"exists": false}}), "4"),
-        (json!({"name": {"in": ["Ann", "Bob"]}}), "12"),
-        (json!({"name": {"contains": "a"}}), "35"),
-        (json!({"name": {"gt": "B"}}), "235"),
-        (
-            json!({"field": "locale", "op": "starts_with", "value": "en"}),
-            "14",
-        ),
-        (json!({"wa_id": "wa2"}), "2"),
-        (json!({"phone": "+94700000003"}), "3"),
-    ]);
+    check(&cases::user_fields_compare_as_text_and_missing_counts_as_different());
 }
 
 #[test]
 fn topics_and_consent_select_subscribers_and_consent_states() {
-    check(&[
-        (json!({"topic": "DANCE"}), "12"),
-        (json!({"topic": "news"}), "23"),
-        (json!({"topic": "NONE"}), ""),
-        (json!({"consent": "OPT_OUT"}), "2"),
-        (json!({"consent_state": "STARTED"}), "1345"),
-        (json!({"topic": "DANCE", "consent_state": "OPT_IN"}), "1"),
-    ]);
+    check(&cases::topics_and_consent_select_subscribers_and_consent_states());
 }
 
 #[test]
 fn event_history_counts_events_by_name_within_the_window() {
-    check(&[
-        (json!({"event": "cart_abandoned"}), "125"),
-        (json!({"event": "CART_ABANDONED"}), "125"),
-        (json!({"event": "cart_abandoned", "min_count": 3}), "1"),
-        (json!({"event": "cart_abandoned", "min_count": 4}), ""),
-        (json!({"event": "cart_abandoned", "within_days": 7}), "125"),
-        (json!({"event": "cart_abandoned", "within_days": 5}), "12"),
-        (
-            json!({"event": "cart_abandoned", "min_count": 2, "within_days": 7}),
-            "1",
-        ),
-        (
-            json!({"event": "cart_abandoned", "min_count": 3, "within_days": 7}),
-            "",
-        ),
-        (json!({"event": "purchase", "within_days": 1}), "3"),
-        (json!({"not": {"event": "cart_abandoned"}}), "34"),
-    ]);
+    check(&cases::event_history_counts_events_by_name_within_the_window());
 }
 
 #[test]
 fn groups_nest_and_negate() {
-    check(&[
-        (json!({}), "12345"),
-        (json!({"all": []}), "12345"),
-        (json!({"any": []}), ""),
-        (json!({"not": {"any": []}}), "12345"),
-        (json!({"not": {"topic": "DANCE"}}), "345"),
-        (json!({"not": {"not": {"topic": "DANCE"}}}), "12"),
-        (json!({"topic": "DANCE", "attributes.city": "Colombo"}), "1"),
-        (
-            json!({"any": [
-                {"topic": "NEWS"},
-                {"all": [{"attributes.city": "Colombo"}, {"attributes.age": {"gte": 18}}]},
-            ]}),
-            "123",
-        ),
-        (
-            json!({"all": [
-                {"any": [{"consent": "OPT_OUT"}, {"attributes.tags": {"contains": "vip"}}]},
-                {"not": {"attribute": "age", "op": "gt", "value": 60}},
-            ]}),
-            "12",
-        ),
-    ]);
+    check(&cases::groups_nest_and_negate());
 }
 
 #[test]
@@ -430,4 +318,214 @@ fn the_predicate_composes_with_the_callers_own_parameters() {
         .query_row(&sql, params_from_iter(params), |row| row.get(0))
         .unwrap();
     assert_eq!(found, phone("2"));
+}
+
+/// The rules each test checks with the phones they select, shared with the same checks on
+/// PostgreSQL (`postgres`).
+pub(super) mod cases {
+    use serde_json::{Value, json};
+
+    pub(in super::super) fn equality_compares_with_the_attributes_json_type()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"attributes.city": "Colombo"}), "1"),
+            (json!({"attributes.city": {"ne": "Colombo"}}), "2345"),
+            (json!({"attributes.age": 30}), "1"),
+            (json!({"attributes.age": 30.0}), "1"),
+            (json!({"attributes.age": "30"}), "3"),
+            (json!({"attributes.premium": true}), "1"),
+            (json!({"attributes.premium": false}), "2"),
+            (json!({"attributes.premium": 1}), ""),
+            (json!({"attributes.tags": "[\"news\"]"}), ""),
+            (json!({"attributes.quote": "O'Brien"}), "1"),
+        ]
+    }
+
+    pub(in super::super) fn ordering_operators_compare_numbers_with_numbers_and_text_with_text()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"attributes.age": {"gte": 18}}), "15"),
+            (json!({"attributes.age": {"gt": 30}}), "5"),
+            (json!({"attributes.age": {"lt": 18}}), "2"),
+            (json!({"attributes.age": {"lte": 30}}), "12"),
+            (json!({"attributes.age": {"gte": 18, "lt": 65}}), "1"),
+            (json!({"attributes.score": {"gt": 2.4, "lt": 2.6}}), "2"),
+            (json!({"attributes.age": {"gt": "2"}}), "3"),
+            (json!({"attributes.city": {"lt": "D"}}), "1"),
+        ]
+    }
+
+    pub(in super::super) fn in_matches_any_listed_value_of_the_same_type()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (
+                json!({"attribute": "city", "op": "in", "value": ["Kandy", "Colombo"]}),
+                "12",
+            ),
+            (
+                json!({"attribute": "age", "op": "in", "value": [30, "30"]}),
+                "13",
+            ),
+            (
+                json!({"attribute": "premium", "op": "in", "value": [false, 17]}),
+                "2",
+            ),
+            (
+                json!({"not": {"attribute": "city", "op": "in", "value": ["Kandy"]}}),
+                "1345",
+            ),
+        ]
+    }
+
+    pub(in super::super) fn contains_finds_substrings_and_array_elements()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"attributes.tags": {"contains": "vip"}}), "15"),
+            (json!({"attributes.tags": {"contains": "vi"}}), "5"),
+            (json!({"attributes.lucky": {"contains": 7}}), "2"),
+            (json!({"attributes.lucky": {"contains": true}}), "2"),
+            (json!({"attributes.age": {"contains": 30}}), ""),
+            (json!({"attributes.note": {"contains": "%"}}), "1"),
+            (json!({"attributes.note": {"contains": "f_n"}}), "1"),
+            (json!({"attributes.quote": {"contains": "'"}}), "1"),
+        ]
+    }
+
+    pub(in super::super) fn starts_with_takes_percent_and_underscore_literally()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"attributes.note": {"starts_with": "50%"}}), "1"),
+            (json!({"attributes.note": {"starts_with": "50"}}), "12"),
+            (json!({"attributes.note": {"starts_with": "5_"}}), ""),
+            (json!({"attributes.note": {"starts_with": "%"}}), ""),
+            (json!({"attributes.city": {"starts_with": "Col"}}), "1"),
+            (json!({"attributes.nul": {"starts_with": "a\u{0}b"}}), "1"),
+            (json!({"attributes.nul": {"starts_with": "a\u{0}x"}}), ""),
+            (json!({"attributes.nul": {"contains": "\u{0}b"}}), "1"),
+            (json!({"attributes.city": {"starts_with": ""}}), "123"),
+        ]
+    }
+
+    pub(in super::super) fn exists_ignores_missing_and_null_attributes()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"attributes.city": {"exists": true}}), "123"),
+            (json!({"attributes.city": {"exists": false}}), "45"),
+            (json!({"attribute": "address", "op": "exists"}), "1"),
+        ]
+    }
+
+    pub(in super::super) fn keys_with_dots_quotes_and_spaces_are_matched_literally()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"attributes.address.city": "Kandy"}), "1"),
+            (json!({"attributes.a.b": "nested"}), "2"),
+            (
+                json!({"attribute": ["a.b"], "op": "eq", "value": "dotted"}),
+                "1",
+            ),
+            (json!({"attribute": ["q\"x"], "op": "eq", "value": 1}), "1"),
+            (json!({"attributes.sp ace": "yes"}), "1"),
+            (json!({"attributes.back\\slash": true}), "1"),
+            (json!({"attributes.x[0]": "bracket"}), "1"),
+            (json!({"attributes.città": "unicode"}), "1"),
+        ]
+    }
+
+    pub(in super::super) fn user_fields_compare_as_text_and_missing_counts_as_different()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"name": "Ann"}), "1"),
+            (json!({"name": {"ne": "Ann"}}), "2345"),
+            (json!({"name": {"exists": true}}), "1235"),
+            (json!({"name": {"exists": false}}), "4"),
+            (json!({"name": {"in": ["Ann", "Bob"]}}), "12"),
+            (json!({"name": {"contains": "a"}}), "35"),
+            (json!({"name": {"gt": "B"}}), "235"),
+            (
+                json!({"field": "locale", "op": "starts_with", "value": "en"}),
+                "14",
+            ),
+            (json!({"wa_id": "wa2"}), "2"),
+            (json!({"phone": "+94700000003"}), "3"),
+        ]
+    }
+
+    pub(in super::super) fn topics_and_consent_select_subscribers_and_consent_states()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"topic": "DANCE"}), "12"),
+            (json!({"topic": "news"}), "23"),
+            (json!({"topic": "NONE"}), ""),
+            (json!({"consent": "OPT_OUT"}), "2"),
+            (json!({"consent_state": "STARTED"}), "1345"),
+            (json!({"topic": "DANCE", "consent_state": "OPT_IN"}), "1"),
+        ]
+    }
+
+    pub(in super::super) fn event_history_counts_events_by_name_within_the_window()
+    -> Vec<(Value, &'static str)> {
+        vec![
+            (json!({"event": "cart_abandoned"}), "125"),
+            (json!({"event": "CART_ABANDONED"}), "125"),
+            (json!({"event": "cart_abandoned", "min_count": 3}), "1"),
+            (json!({"event": "cart_abandoned", "min_count": 4}), ""),
+            (json!({"event": "cart_abandoned", "within_days": 7}), "125"),
+            (json!({"event": "cart_abandoned", "within_days": 5}), "12"),
+            (
+                json!({"event": "cart_abandoned", "min_count": 2, "within_days": 7}),
+                "1",
+            ),
+            (
+                json!({"event": "cart_abandoned", "min_count": 3, "within_days": 7}),
+                "",
+            ),
+            (json!({"event": "purchase", "within_days": 1}), "3"),
+            (json!({"not": {"event": "cart_abandoned"}}), "34"),
+        ]
+    }
+
+    pub(in super::super) fn groups_nest_and_negate() -> Cases {
+        vec![
+            (json!({}), "12345"),
+            (json!({"all": []}), "12345"),
+            (json!({"any": []}), ""),
+            (json!({"not": {"any": []}}), "12345"),
+            (json!({"not": {"topic": "DANCE"}}), "345"),
+            (json!({"not": {"not": {"topic": "DANCE"}}}), "12"),
+            (json!({"topic": "DANCE", "attributes.city": "Colombo"}), "1"),
+            (
+                json!({"any": [
+                    {"topic": "NEWS"},
+                    {"all": [{"attributes.city": "Colombo"}, {"attributes.age": {"gte": 18}}]},
+                ]}),
+                "123",
+            ),
+            (
+                json!({"all": [
+                    {"any": [{"consent": "OPT_OUT"}, {"attributes.tags": {"contains": "vip"}}]},
+                    {"not": {"attribute": "age", "op": "gt", "value": 60}},
+                ]}),
+                "12",
+            ),
+        ]
+    }
+
+    /// Rules with the phones they select.
+    pub(in super::super) type Cases = Vec<(Value, &'static str)>;
+
+    /// Every table above.
+    pub(in super::super) const ALL: &[fn() -> Cases] = &[
+        equality_compares_with_the_attributes_json_type,
+        ordering_operators_compare_numbers_with_numbers_and_text_with_text,
+        in_matches_any_listed_value_of_the_same_type,
+        contains_finds_substrings_and_array_elements,
+        starts_with_takes_percent_and_underscore_literally,
+        exists_ignores_missing_and_null_attributes,
+        keys_with_dots_quotes_and_spaces_are_matched_literally,
+        user_fields_compare_as_text_and_missing_counts_as_different,
+        topics_and_consent_select_subscribers_and_consent_states,
+        event_history_counts_events_by_name_within_the_window,
+        groups_nest_and_negate,
+    ];
 }

@@ -68,7 +68,7 @@ fn scalar() -> impl Strategy<Value = Value> {
     ]
 }
 
-fn json() -> impl Strategy<Value = Value> {
+pub(super) fn json() -> impl Strategy<Value = Value> {
     scalar().prop_recursive(8, 96, 5, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
@@ -80,7 +80,7 @@ fn json() -> impl Strategy<Value = Value> {
 
 /// Definitions shaped like rules (right keys, arbitrary operands and attribute keys), so that
 /// many of them are accepted and reach the compiler.
-fn rule_like() -> impl Strategy<Value = Value> {
+pub(super) fn rule_like() -> impl Strategy<Value = Value> {
     let operator = proptest::sample::select(OPERATORS);
     let operand = prop_oneof![
         3 => scalar(),

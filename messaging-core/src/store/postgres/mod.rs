@@ -24,6 +24,7 @@ mod outbox;
 mod poll_marks;
 mod receipts;
 mod scratch;
+mod segment_params;
 mod stats;
 mod users;
 
