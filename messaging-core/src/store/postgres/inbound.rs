@@ -1,18 +1,115 @@
-//! (being written) InboundStore on PostgreSQL.
+//! Inbound WhatsApp messages in PostgreSQL, stored together with what they change about their
+//! sender, keyed by `MessageSid`.
+//!
+//! Receiving a message is one statement (so one round trip, and atomic by itself): a chain of
+//! data-modifying `WITH` parts stores the message (`ON CONFLICT (message_sid) DO NOTHING`),
+//! and only when it was new creates or updates its sender in `users` (the users part's
+//! table), subscribes them and unsubscribes them; the statement answers whether the message
+//! was stored. A repeated webhook therefore changes nothing, even when the repeats arrive at
+//! once (the second waits for the first's row, then finds it). Foreign keys are checked at
+//! the end of the statement, so a new sender's subscription is written beside their row.
+//!
+//! Messages are listed newest first by their time-ordered id, optionally one sender's (by
+//! `(phone, id)`, indexed); `raw` is the webhook's fields as a `jsonb` object.
 
-#![allow(unused_imports, unused_variables)]
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
 
-use super::PgStore;
-use crate::domain::*;
-use crate::ingest::Ingestion;
-use crate::segment::SegmentRule;
-use crate::store::*;
+use super::catalog::{Conditions, get, id_cursor, query_one, query_page};
+use super::{PgStore, corrupt, pg_error, ts};
+use crate::domain::{Command, Consent, InboundId, InboundMessage, PhoneNumber, Topic};
+use crate::store::{InboundEffects, InboundStore, Page, PageRequest, RecordOutcome, StoreError};
 
 /// This module's tables, part of the first migration.
-pub(super) const SCHEMA: &str = "";
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE inbound (
+    id          uuid PRIMARY KEY,
+    message_sid text NOT NULL UNIQUE,
+    phone       text COLLATE "C" NOT NULL,
+    wa_id       text,
+    body        text NOT NULL,
+    command     text,
+    topic       text,
+    received_at timestamptz NOT NULL,
+    raw         jsonb NOT NULL
+);
+CREATE INDEX inbound_by_phone ON inbound (phone, id);
+"#;
+
+const INBOUND_COLUMNS: &str =
+    "id, message_sid, phone, wa_id, body, command, topic, received_at, raw";
+
+/// Stores a message and applies its effects (see the module docs); answers 1 when the
+/// message was new, 0 when its SID was stored already. The sender's 24-hour window opens at
+/// the message's time and never closes earlier because a delayed webhook arrives late; a
+/// stored name is kept, a new WhatsApp id replaces the stored one.
+const RECEIVE: &str = "
+WITH message AS (
+    INSERT INTO inbound (id, message_sid, phone, wa_id, body, command, topic, received_at, raw)
+    VALUES ($1, $2, $3, $4::text, $5, $6, $7, $8, $9)
+    ON CONFLICT (message_sid) DO NOTHING
+    RETURNING phone
+), sender AS (
+    INSERT INTO users (phone, name, wa_id, consent_state, attributes, last_inbound_at,
+                       created_at, updated_at, revision)
+    SELECT phone, $10::text, $4::text, COALESCE($11::text, $12::text), '{}'::jsonb, $8, $8,
+           $8, 0
+    FROM message
+    ON CONFLICT (phone) DO UPDATE SET
+        name            = COALESCE(users.name, excluded.name),
+        wa_id           = COALESCE(excluded.wa_id, users.wa_id),
+        consent_state   = COALESCE($11::text, users.consent_state),
+        last_inbound_at = GREATEST(users.last_inbound_at, excluded.last_inbound_at),
+        updated_at      = excluded.updated_at,
+        revision        = users.revision + 1
+    RETURNING phone
+), subscribed AS (
+    INSERT INTO subscriptions (phone, topic, created_at)
+    SELECT phone, $13::text, $8 FROM sender WHERE $13::text IS NOT NULL
+    ON CONFLICT (phone, topic) DO NOTHING
+), unsubscribed AS (
+    DELETE FROM subscriptions
+    WHERE topic = $14::text AND phone IN (SELECT phone FROM sender)
+)
+SELECT COUNT(*) FROM message";
+
+fn inbound_from_row(row: &Row) -> Result<InboundMessage, StoreError> {
+    let phone: String = get(row, 2)?;
+    let command: Option<String> = get(row, 5)?;
+    let topic: Option<String> = get(row, 6)?;
+    let Json(raw) = get(row, 8)?;
+    Ok(InboundMessage {
+        id: InboundId(get(row, 0)?),
+        message_sid: get(row, 1)?,
+        from: PhoneNumber::parse(&phone).map_err(corrupt)?,
+        wa_id: get(row, 3)?,
+        body: get(row, 4)?,
+        command: command
+            .map(|c| serde_json::from_value::<Command>(c.into()))
+            .transpose()
+            .map_err(corrupt)?,
+        topic: topic
+            .as_deref()
+            .map(Topic::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        received_at: get(row, 7)?,
+        raw,
+    })
+}
+
+/// A command as stored: its name as the API writes it (`STOP`).
+fn command_text(command: Command) -> Result<String, StoreError> {
+    match serde_json::to_value(command).map_err(corrupt)? {
+        serde_json::Value::String(name) => Ok(name),
+        other => Err(StoreError::Corrupt(format!(
+            "a command names itself as {other}"
+        ))),
+    }
+}
 
 #[async_trait]
 impl InboundStore for PgStore {
@@ -21,11 +118,47 @@ impl InboundStore for PgStore {
         message: &InboundMessage,
         effects: &InboundEffects,
     ) -> Result<RecordOutcome, StoreError> {
-        Err(super::not_built("InboundStore"))
+        let command = message.command.map(command_text).transpose()?;
+        let raw: Json<&BTreeMap<String, String>> = Json(&message.raw);
+        let client = self.client().await?;
+        let statement = client.prepare_cached(RECEIVE).await.map_err(pg_error)?;
+        let stored: i64 = client
+            .query_one(
+                &statement,
+                &[
+                    &message.id.0,
+                    &message.message_sid,
+                    &message.from.as_str(),
+                    &message.wa_id,
+                    &message.body,
+                    &command,
+                    &message.topic.as_ref().map(Topic::as_str),
+                    &ts(message.received_at),
+                    &raw,
+                    &effects.profile_name,
+                    &effects.consent.map(Consent::as_str),
+                    &effects.new_user_consent.as_str(),
+                    &effects.subscribe.as_ref().map(Topic::as_str),
+                    &effects.unsubscribe.as_ref().map(Topic::as_str),
+                ],
+            )
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        Ok(if stored > 0 {
+            RecordOutcome::Recorded
+        } else {
+            RecordOutcome::Duplicate
+        })
     }
 
     async fn find_inbound(&self, message_sid: &str) -> Result<Option<InboundMessage>, StoreError> {
-        Err(super::not_built("InboundStore"))
+        if message_sid.contains('\0') {
+            // No stored text holds a NUL character.
+            return Ok(None);
+        }
+        let sql = format!("SELECT {INBOUND_COLUMNS} FROM inbound WHERE message_sid = $1");
+        query_one(self, &sql, &message_sid, inbound_from_row).await
     }
 
     async fn list_inbound(
@@ -33,6 +166,24 @@ impl InboundStore for PgStore {
         from: Option<PhoneNumber>,
         page: &PageRequest,
     ) -> Result<Page<InboundMessage>, StoreError> {
-        Err(super::not_built("InboundStore"))
+        let mut conditions = Conditions::default();
+        if let Some(phone) = from {
+            let p = conditions.bind(phone.as_str().to_owned());
+            conditions.and(format!("phone = {p}"));
+        }
+        if let Some(cursor) = id_cursor(page)? {
+            let p = conditions.bind(cursor);
+            conditions.and(format!("id < {p}"));
+        }
+        query_page(
+            self,
+            &format!("SELECT {INBOUND_COLUMNS} FROM inbound"),
+            conditions,
+            "id DESC",
+            page,
+            inbound_from_row,
+            |m| m.id.to_string(),
+        )
+        .await
     }
 }
