@@ -249,18 +249,19 @@ impl SqlDialect for Sqlite {
 /// PostgreSQL, with `attributes` as `jsonb` and times as `timestamptz`.
 ///
 /// - Every placeholder carries its parameter's type (`$1::text`, `$2::int8`, `$3::float8`),
-///   so a statement prepares without guessing; a path travels as the text of an array of
-///   keys (`{"address","city"}`, read with `::text[]`), an `in` list as JSON text, a time as
-///   ISO 8601 text.
+///   so a statement prepares without guessing; an attribute is read key by key
+///   (`u.attributes -> $1 -> $2`, each key a parameter; a path longer than
+///   [`CHAINED_KEYS`](Self::CHAINED_KEYS) as the text of an array of keys read with `#>`), an
+///   `in` list travels as JSON text, a time as ISO 8601 text.
 /// - Equality on an attribute is containment, `u.attributes @> '{"address": {"city": "Kandy"}}'`,
 ///   which a GIN index on `attributes` (`jsonb_path_ops`) serves; jsonb containment compares
 ///   scalars with their types (the string `"30"` is not the number `30`) and numbers by value
 ///   (`30` is `30.0`). Other comparisons read the value with `#>` and check its
 ///   `jsonb_typeof` first: text compares in byte order (`COLLATE "C"`, as SQLite compares
 ///   it), numbers as `numeric` (against a real operand, as `float8`), booleans as 1 and 0.
-/// - `#>` would read a key such as `0` as an index into an array where SQLite's quoted path
-///   only names an object member; a path with such a key therefore also checks that each
-///   value on the way is an object.
+/// - `->` with a text key reads object members only, as SQLite's quoted path does; `#>` would
+///   read a key such as `0` as an index into an array, so a long path with such a key also
+///   checks that each value on the way is an object.
 /// - PostgreSQL text cannot hold the NUL character, so no stored key or value has one: a key
 ///   with NUL reads as missing, and an operand with NUL is bound as `NULL` (see the store's
 ///   `segment_params`), so it equals, contains and starts nothing; an `in` list skips its
@@ -269,6 +270,11 @@ impl SqlDialect for Sqlite {
 pub struct Postgres;
 
 impl Postgres {
+    /// Paths of at most this many keys are read member by member (`->`), each key a
+    /// parameter; longer ones (rare) as one array parameter (`#>`), so that a rule's
+    /// parameters stay bounded by its number of conditions.
+    pub const CHAINED_KEYS: usize = 8;
+
     /// The text of a PostgreSQL array of the keys of `path` (`{"address","city"}`), read as
     /// `text[]`: every key is quoted, with `"` and `\` escaped by a backslash, so commas,
     /// braces, spaces and quotes are literal.
@@ -296,9 +302,19 @@ impl Postgres {
         if path.iter().any(|key| key.contains('\0')) {
             return "NULL::jsonb".to_owned();
         }
+        if path.len() <= Self::CHAINED_KEYS {
+            // `jsonb -> text` reads object members only (never an array index).
+            let mut value = String::from("u.attributes");
+            for key in path {
+                let p = b.bind(SqlParam::Text(key.clone()));
+                value = format!("({value} -> {p})");
+            }
+            return value;
+        }
         let p = b.bind(SqlParam::Text(Self::key_array(path)));
         let value = format!("(u.attributes #> {p}::text[])");
-        // Members named like array indexes (`0`, `-1`) must be read from objects only.
+        // `#>` reads a key such as `0` or `-1` as an index into an array: such a key must be
+        // read from an object.
         let guards: Vec<String> = (1..path.len())
             .filter(|&i| path[i].chars().any(|c| c.is_ascii_digit()))
             .map(|i| {
