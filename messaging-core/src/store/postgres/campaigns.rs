@@ -235,3 +235,97 @@ impl CampaignStore for PgStore {
         Ok(deleted > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveTime, TimeDelta};
+
+    use super::*;
+    use crate::domain::QuietHours;
+    use crate::store::TemplateStore;
+    use crate::store::postgres::catalog::tests::{at, campaign, template};
+
+    #[tokio::test]
+    async fn campaigns_read_back_whole_and_change_only_from_the_state_read() {
+        let (store, _database) = super::super::scratch().await;
+        let t = template("Hello", "Hi");
+        store.insert_template(&t).await.unwrap();
+        let mut c = campaign(t.id, None);
+        c.topic = Some(Topic::parse("dance").unwrap());
+        c.trigger = Trigger::Event {
+            event: "Dance Festival".into(),
+        };
+        c.schedule.start_at = Some(at("2026-11-25T08:00:00.5555Z"));
+        c.rate_limit_per_second = Some(10);
+        c.quiet_hours = Some(QuietHours {
+            start: NaiveTime::from_hms_opt(22, 0, 0).unwrap(),
+            end: NaiveTime::from_hms_opt(7, 0, 0).unwrap(),
+        });
+        store.insert_campaign(&c).await.unwrap();
+        c.schedule.start_at = c.schedule.start_at.map(ts);
+        assert_eq!(store.get_campaign(c.id).await.unwrap(), Some(c.clone()));
+
+        // An edit names the state and the time it read.
+        let read_at = c.updated_at;
+        let mut edit = c.clone();
+        edit.name = "Festival (Colombo)".into();
+        edit.updated_at = read_at + TimeDelta::minutes(1);
+        assert!(
+            !store
+                .update_campaign(&edit, CampaignStatus::Running, read_at)
+                .await
+                .unwrap()
+        );
+        let stale = read_at - TimeDelta::seconds(1);
+        assert!(
+            !store
+                .update_campaign(&edit, CampaignStatus::Draft, stale)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .update_campaign(&edit, CampaignStatus::Draft, read_at)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.get_campaign(c.id).await.unwrap(), Some(edit.clone()));
+
+        let (draft, running) = (CampaignStatus::Draft, CampaignStatus::Running);
+        let now = edit.updated_at + TimeDelta::minutes(1);
+        assert!(
+            store
+                .set_campaign_status(c.id, draft, running, now)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_campaign_status(c.id, draft, running, now)
+                .await
+                .unwrap()
+        );
+        store
+            .set_campaign_problem(c.id, Some("its segment is gone".into()))
+            .await
+            .unwrap();
+        let stored = store.get_campaign(c.id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.problem.as_deref(), stored.updated_at),
+            (running, Some("its segment is gone"), now)
+        );
+
+        let query = CampaignQuery {
+            status: Some(running),
+            q: Some("COLOMBO".into()),
+        };
+        let listed = store
+            .list_campaigns(&query, &PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(listed.items, [stored]);
+        assert!(!store.delete_campaign(c.id, draft).await.unwrap());
+        assert!(store.delete_campaign(c.id, running).await.unwrap());
+        assert_eq!(store.get_campaign(c.id).await.unwrap(), None);
+    }
+}

@@ -531,3 +531,267 @@ impl SegmentStore for PgStore {
         }))
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use chrono::TimeDelta;
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::{Campaign, CampaignStatus, Channel, Schedule, Trigger};
+    use crate::store::CampaignStore;
+
+    /// The users part's tables as this part reads and writes them (phone, consent,
+    /// attributes, topics…), for tests of this part on a build where that part may not be
+    /// there yet; where it is, its own tables are used.
+    pub(in super::super) async fn users_tables(store: &PgStore) {
+        let client = store.client().await.unwrap();
+        client
+            .batch_execute(
+                r#"
+                CREATE TABLE IF NOT EXISTS users (
+                    phone text COLLATE "C" PRIMARY KEY, name text, wa_id text,
+                    consent_state text NOT NULL, attributes jsonb NOT NULL DEFAULT '{}',
+                    timezone text, locale text, last_inbound_at timestamptz,
+                    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+                    revision bigint NOT NULL DEFAULT 0
+                );
+                CREATE TABLE IF NOT EXISTS subscriptions (
+                    phone text COLLATE "C" NOT NULL REFERENCES users (phone) ON DELETE CASCADE,
+                    topic text COLLATE "C" NOT NULL, created_at timestamptz NOT NULL,
+                    PRIMARY KEY (phone, topic)
+                );
+                "#,
+            )
+            .await
+            .unwrap();
+    }
+
+    pub(in super::super) fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    pub(in super::super) fn template(name: &str, content: &str) -> Template {
+        let now = at("2026-11-24T10:00:00.123456Z");
+        Template {
+            id: TemplateId::new(),
+            name: name.into(),
+            content: content.into(),
+            channel: Channel::Whatsapp,
+            locale: Some("en".into()),
+            content_sid: None,
+            content_variables: Some([("1".to_owned(), "{{name}}".to_owned())].into()),
+            placeholders: vec!["name".into()],
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub(in super::super) fn campaign(template: TemplateId, segment: Option<SegmentId>) -> Campaign {
+        let now = at("2026-11-24T10:00:00Z");
+        Campaign {
+            id: CampaignId::new(),
+            name: "Festival".into(),
+            topic: None,
+            template_id: template,
+            segment_id: segment,
+            trigger: Trigger::Manual,
+            schedule: Schedule::default(),
+            rate_limit_per_second: None,
+            quiet_hours: None,
+            status: CampaignStatus::Draft,
+            problem: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    use crate::domain::CampaignId;
+
+    #[tokio::test]
+    async fn templates_read_back_as_written_to_the_millisecond() {
+        let (store, _database) = super::super::scratch().await;
+        let mut written = template("Hello", "Hi {{ name }}");
+        store.insert_template(&written).await.unwrap();
+        let stored = store.get_template(written.id).await.unwrap().unwrap();
+        written.created_at = ts(written.created_at);
+        written.updated_at = ts(written.updated_at);
+        assert_eq!(stored, written);
+
+        written.content = "Bye {{ name }}".into();
+        written.content_variables = None;
+        written.updated_at = ts(written.updated_at + TimeDelta::seconds(5));
+        assert!(store.update_template(&written).await.unwrap());
+        assert_eq!(
+            store.get_template(written.id).await.unwrap().unwrap(),
+            written
+        );
+        assert!(!store.update_template(&template("x", "y")).await.unwrap());
+        assert_eq!(store.get_template(TemplateId::new()).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn lists_search_like_sqlite_and_page_by_id() {
+        let (store, _database) = super::super::scratch().await;
+        let names = [
+            "Summer SALE",
+            "50% off",
+            "50 percent",
+            "Été",
+            "été",
+            "plain",
+        ];
+        let mut ids = Vec::new();
+        for name in names {
+            let t = template(name, "body");
+            ids.push(t.id);
+            store.insert_template(&t).await.unwrap();
+        }
+        let found = |q: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .list_templates(Some(q.into()), &PageRequest::default())
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .map(|t| t.name)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(found("sale").await, ["Summer SALE"]);
+        assert_eq!(found("%").await, ["50% off"]);
+        assert_eq!(found("0_").await, Vec::<String>::new());
+        // ASCII letters only compare without regard to case, as in SQLite.
+        assert_eq!(found("été").await, ["été"]);
+        assert_eq!(found("ÉTÉ").await, Vec::<String>::new());
+        assert_eq!(found("a\0b").await, Vec::<String>::new());
+        assert_eq!(found("BODY").await.len(), names.len());
+
+        let mut page = PageRequest::first(4);
+        let mut seen = Vec::new();
+        loop {
+            let listed = store.list_templates(None, &page).await.unwrap();
+            seen.extend(listed.items.iter().map(|t| t.id));
+            match listed.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids, "oldest first, each once");
+        let skipped = PageRequest {
+            offset: Some(5),
+            ..PageRequest::first(4)
+        };
+        let last = store.list_templates(None, &skipped).await.unwrap();
+        assert_eq!(last.items.len(), 1);
+        let bad = PageRequest {
+            cursor: Some("not an id".into()),
+            ..PageRequest::default()
+        };
+        assert!(matches!(
+            store.list_templates(None, &bad).await,
+            Err(StoreError::InvalidCursor(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn what_a_campaign_uses_is_kept() {
+        let (store, _database) = super::super::scratch().await;
+        let t = template("Hello", "Hi");
+        store.insert_template(&t).await.unwrap();
+        let now = at("2026-11-24T10:00:00Z");
+        let segment = Segment {
+            id: SegmentId::new(),
+            name: "Colombo".into(),
+            rule: SegmentRule::parse(
+                &json!({"attributes.city": "Colombo", "attributes.age": 30.0}),
+            )
+            .unwrap(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.insert_segment(&segment).await.unwrap();
+        assert_eq!(
+            store.get_segment(segment.id).await.unwrap().unwrap(),
+            segment
+        );
+        store
+            .insert_campaign(&campaign(t.id, Some(segment.id)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.delete_template(t.id).await,
+            Err(StoreError::InUse(id)) if id == t.id.to_string()
+        ));
+        assert!(matches!(
+            store.delete_segment(segment.id).await,
+            Err(StoreError::InUse(_))
+        ));
+        assert!(!store.delete_segment(SegmentId::new()).await.unwrap());
+        let listed = store
+            .list_segments(Some("colo".into()), &PageRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(listed.items, [segment]);
+    }
+
+    #[tokio::test]
+    async fn an_audience_pages_in_phone_order_with_each_users_topics() {
+        let (store, _database) = super::super::scratch().await;
+        users_tables(&store).await;
+        let client = store.client().await.unwrap();
+        for (phone, city) in [
+            ("+94770000003", "Colombo"),
+            ("+14155550100", "Colombo"),
+            ("+94770000001", "Kandy"),
+            ("+4915112345107", "Colombo"),
+        ] {
+            client
+                .execute(
+                    "INSERT INTO users (phone, consent_state, attributes, created_at, updated_at)
+                     VALUES ($1, 'OPT_IN', $2, now(), now())",
+                    &[&phone, &Json(json!({"city": city}))],
+                )
+                .await
+                .unwrap();
+        }
+        for (phone, topic) in [
+            ("+14155550100", "B_1"),
+            ("+14155550100", "BA"),
+            ("+14155550100", "B-2"),
+        ] {
+            client
+                .execute(
+                    "INSERT INTO subscriptions (phone, topic, created_at) VALUES ($1, $2, now())",
+                    &[&phone, &topic],
+                )
+                .await
+                .unwrap();
+        }
+        let rule = SegmentRule::parse(&json!({"attributes.city": "Colombo"})).unwrap();
+        let now = at("2026-11-24T10:00:00Z");
+        assert_eq!(store.count_audience(&rule, now).await.unwrap(), 3);
+        let first = store
+            .audience(&rule, now, &PageRequest::first(2))
+            .await
+            .unwrap();
+        let phones: Vec<_> = first.items.iter().map(|u| u.phone.to_string()).collect();
+        assert_eq!(phones, ["+14155550100", "+4915112345107"]);
+        let topics: Vec<_> = first.items[0].topics.iter().map(Topic::as_str).collect();
+        assert_eq!(topics, ["B-2", "BA", "B_1"], "in byte order");
+        let next = PageRequest {
+            cursor: first.next_cursor.clone(),
+            ..PageRequest::first(2)
+        };
+        let second = store.audience(&rule, now, &next).await.unwrap();
+        let phones: Vec<_> = second.items.iter().map(|u| u.phone.to_string()).collect();
+        assert_eq!(phones, ["+94770000003"]);
+        assert_eq!(second.next_cursor, None);
+        let everyone = SegmentRule::everyone();
+        assert_eq!(store.count_audience(&everyone, now).await.unwrap(), 4);
+    }
+}

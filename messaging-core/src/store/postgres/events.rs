@@ -332,3 +332,162 @@ impl EventStore for PgStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::Trigger;
+    use crate::store::postgres::catalog::tests::{at, campaign, template};
+    use crate::store::{CampaignStore, TemplateStore};
+
+    /// The outbox part's table of runs as this part writes it, for tests of this part on a
+    /// build where that part may not be there yet; where it is, its own table is used.
+    async fn runs_table(store: &PgStore) {
+        let client = store.client().await.unwrap();
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS campaign_runs (
+                     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                     id          uuid NOT NULL UNIQUE,
+                     campaign_id uuid NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+                     trigger_key text NOT NULL,
+                     event_id    uuid,
+                     recipients  bigint,
+                     created_at  timestamptz NOT NULL,
+                     UNIQUE (campaign_id, trigger_key)
+                 )",
+            )
+            .await
+            .unwrap();
+    }
+
+    fn event(external_id: Option<&str>, name: &str) -> TriggerEvent {
+        let mut event = TriggerEvent::from_json(
+            json!({"id": external_id, "name": name, "user": "+94771234501",
+                   "segment_rule": {"attributes.age": {"gte": 18.0}}, "data": {"n": 1.50}}),
+            at("2026-11-24T10:00:00.123456Z"),
+        )
+        .unwrap();
+        event.occurred_at = at("2026-11-23T09:00:00.987654Z");
+        event
+    }
+
+    #[tokio::test]
+    async fn a_batch_stores_each_external_id_once_and_opens_the_runs_of_listening_campaigns() {
+        let (store, _database) = super::super::scratch().await;
+        runs_table(&store).await;
+        let t = template("Hello", "Hi");
+        store.insert_template(&t).await.unwrap();
+        let mut listening = Vec::new();
+        for status in CampaignStatus::ALL {
+            let mut c = campaign(t.id, None);
+            c.trigger = Trigger::Event {
+                event: " Cart_Abandoned".into(),
+            };
+            c.status = status;
+            store.insert_campaign(&c).await.unwrap();
+            if status.listens_for_events() {
+                listening.push(c.id);
+            }
+        }
+        let earlier = event(Some("evt-1"), "cart_abandoned");
+        let first = store.record_events(vec![earlier.clone()]).await.unwrap();
+        assert_eq!(first[0].outcome, RecordOutcome::Recorded);
+
+        let batch = vec![
+            event(Some("evt-1"), "cart_abandoned"),
+            event(Some("evt-2"), "CART_ABANDONED "),
+            event(Some("evt-2"), "cart_abandoned"),
+            event(None, "purchase"),
+            event(None, "cart_abandoned"),
+        ];
+        let recorded = store.record_events(batch.clone()).await.unwrap();
+        let outcomes: Vec<_> = recorded.iter().map(|r| r.outcome).collect();
+        use RecordOutcome::{Duplicate, Recorded};
+        assert_eq!(
+            outcomes,
+            [Duplicate, Recorded, Duplicate, Recorded, Recorded]
+        );
+        let campaigns_of =
+            |i: usize| -> Vec<CampaignId> { recorded[i].runs.iter().map(|(c, _)| *c).collect() };
+        assert_eq!(campaigns_of(1), listening);
+        assert_eq!(campaigns_of(4), listening);
+        assert!(campaigns_of(0).is_empty() && campaigns_of(2).is_empty());
+        assert!(
+            campaigns_of(3).is_empty(),
+            "no campaign listens for purchases"
+        );
+
+        // The runs are stored under the event's run key.
+        let client = store.client().await.unwrap();
+        let (run_campaign, run) = recorded[1].runs[0];
+        let row = client
+            .query_one(
+                "SELECT campaign_id, trigger_key, event_id, created_at FROM campaign_runs
+                 WHERE id = $1",
+                &[&run.0],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, Uuid>(0), run_campaign.0);
+        assert_eq!(row.get::<_, String>(1), batch[1].run_trigger_key());
+        assert_eq!(row.get::<_, Uuid>(2), batch[1].id.0);
+        assert_eq!(row.get::<_, DateTime<Utc>>(3), ts(batch[1].received_at));
+
+        // What was stored reads back as given, to the millisecond.
+        let mut expected = batch[1].clone();
+        expected.occurred_at = ts(expected.occurred_at);
+        expected.received_at = ts(expected.received_at);
+        assert_eq!(
+            store.find_event("evt-2").await.unwrap(),
+            Some(expected.clone())
+        );
+        assert_eq!(store.get_event(expected.id).await.unwrap(), Some(expected));
+        assert_eq!(store.find_event("evt-3").await.unwrap(), None);
+        assert!(store.record_events(Vec::new()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn events_list_newest_first_and_campaigns_are_found_by_trigger_name() {
+        let (store, _database) = super::super::scratch().await;
+        let events: Vec<_> = (0..5)
+            .map(|i| event(Some(&format!("evt-{i}")), "visit"))
+            .collect();
+        store.record_events(events.clone()).await.unwrap();
+        let mut page = PageRequest::first(2);
+        let mut seen = Vec::new();
+        loop {
+            let listed = store.list_events(&page).await.unwrap();
+            seen.extend(listed.items.iter().map(|e| e.id));
+            match listed.next_cursor {
+                Some(cursor) => page.cursor = Some(cursor),
+                None => break,
+            }
+        }
+        let newest_first: Vec<_> = events.iter().rev().map(|e| e.id).collect();
+        assert_eq!(seen, newest_first);
+
+        let t = template("Hello", "Hi");
+        store.insert_template(&t).await.unwrap();
+        let mut c = campaign(t.id, None);
+        c.trigger = Trigger::Event {
+            event: "Dance Festival".into(),
+        };
+        store.insert_campaign(&c).await.unwrap();
+        store.insert_campaign(&campaign(t.id, None)).await.unwrap();
+        let found = store
+            .campaigns_triggered_by(" dance FESTIVAL")
+            .await
+            .unwrap();
+        assert_eq!(found, [c]);
+        assert!(
+            store
+                .campaigns_triggered_by("other")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

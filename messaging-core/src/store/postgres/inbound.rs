@@ -187,3 +187,86 @@ impl InboundStore for PgStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeDelta, Utc};
+
+    use super::*;
+    use crate::store::postgres::catalog::tests::{at, users_tables};
+
+    fn message(sid: &str, body: &str, received_at: DateTime<Utc>) -> InboundMessage {
+        let fields = [
+            ("MessageSid", sid),
+            ("From", "whatsapp:+14155552671"),
+            ("Body", body),
+            ("WaId", "14155552671"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        InboundMessage::from_webhook(fields, received_at).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_message_acts_once_on_its_sender() {
+        let (store, _database) = super::super::scratch().await;
+        users_tables(&store).await;
+        let start = at("2026-11-24T10:00:00.123456Z");
+        let subscribe = message("SM1", "SUBSCRIBE dance", start);
+        let effects = InboundEffects {
+            profile_name: Some("Ann".into()),
+            consent: Some(Consent::OptIn),
+            new_user_consent: Consent::OptOut,
+            subscribe: subscribe.topic.clone(),
+            unsubscribe: None,
+        };
+        let received = store.receive_inbound(&subscribe, &effects).await.unwrap();
+        assert_eq!(received, RecordOutcome::Recorded);
+        let again = store.receive_inbound(&subscribe, &effects).await.unwrap();
+        assert_eq!(again, RecordOutcome::Duplicate);
+
+        // An earlier message arriving late neither renames the sender nor closes the window.
+        let late = message("SM0", "STOP", start - TimeDelta::hours(1));
+        let stop = InboundEffects {
+            profile_name: Some("Someone else".into()),
+            consent: Some(Consent::OptOut),
+            unsubscribe: Topic::parse("DANCE").ok(),
+            ..InboundEffects::default()
+        };
+        store.receive_inbound(&late, &stop).await.unwrap();
+        let client = store.client().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT name, consent_state, last_inbound_at, revision,
+                        (SELECT COUNT(*) FROM subscriptions s WHERE s.phone = u.phone)
+                 FROM users u WHERE phone = '+14155552671'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("Ann"));
+        assert_eq!(row.get::<_, String>(1), "OPT_OUT");
+        assert_eq!(row.get::<_, DateTime<Utc>>(2), ts(start));
+        assert_eq!(row.get::<_, i64>(3), 1);
+        assert_eq!(row.get::<_, i64>(4), 0, "unsubscribed");
+
+        let mut stored = subscribe.clone();
+        stored.received_at = ts(stored.received_at);
+        assert_eq!(store.find_inbound("SM1").await.unwrap(), Some(stored));
+        assert_eq!(store.find_inbound("SM9").await.unwrap(), None);
+        let sender = PhoneNumber::parse("+14155552671").ok();
+        let listed = store
+            .list_inbound(sender, &PageRequest::first(1))
+            .await
+            .unwrap();
+        assert_eq!(listed.items[0].message_sid, "SM0", "newest first by id");
+        let rest = PageRequest {
+            cursor: listed.next_cursor,
+            ..PageRequest::first(1)
+        };
+        let listed = store.list_inbound(None, &rest).await.unwrap();
+        assert_eq!(listed.items[0].message_sid, "SM1");
+        assert_eq!(listed.next_cursor, None);
+    }
+}
