@@ -11,7 +11,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures_util::try_join;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -87,7 +86,7 @@ impl StatsStore for PgStore {
         let one_campaign = campaign.is_some();
         let (by_status_sql, by_error_code_sql) =
             (by_status_sql(one_campaign), by_error_code_sql(one_campaign));
-        let (by_status, by_error_code) = try_join!(
+        let (by_status, by_error_code) = tokio::try_join!(
             client.prepare_cached(&by_status_sql),
             client.prepare_cached(&by_error_code_sql),
         )
@@ -95,7 +94,7 @@ impl StatsStore for PgStore {
         let mut counts = MessageCounts::default();
         let (status_rows, error_rows, skipped_rows) = match campaign {
             None => {
-                let (status_rows, error_rows) = try_join!(
+                let (status_rows, error_rows) = tokio::try_join!(
                     client.query(&by_status, &[]),
                     client.query(&by_error_code, &[])
                 )
@@ -108,7 +107,7 @@ impl StatsStore for PgStore {
                     .await
                     .map_err(pg_error)?;
                 let params: [&(dyn ToSql + Sync); 1] = [&id.0];
-                try_join!(
+                tokio::try_join!(
                     client.query(&by_status, &params),
                     client.query(&by_error_code, &params),
                     client.query(&skipped, &params),
