@@ -13,14 +13,17 @@
 //! An audience is the rule compiled with the [`Postgres`] dialect (see
 //! [`crate::segment::sql`]) as the `WHERE` of a query over `users u`, counted, or read a page
 //! at a time in phone order (`COLLATE "C"`, byte order, the order of the users' primary key,
-//! so a page after a cursor is a range of it) with each user's topics gathered by a
-//! subquery. Audience statements are prepared unnamed (not cached): each rule is its own
-//! text, and PostgreSQL plans it with the rule's values at hand, which lets it judge whether
-//! the attributes' GIN index is worth reading.
+//! so a page after a cursor is a range of it), each user read as the users part reads them
+//! ([`USER_COLUMNS`], topics gathered by a subquery). Audience statements are prepared
+//! unnamed (not cached): each rule is its own text, and PostgreSQL plans it with the rule's
+//! values at hand, which lets it judge whether the attributes' GIN index (`users_attributes`,
+//! `jsonb_path_ops`, the users part's) is worth reading: for a value a few users have it
+//! is, for one a twentieth of them have a scan is cheaper, and a page walks the primary key
+//! in phone order, stopping at the page's end.
 //!
-//! The helpers for pages (a query's conditions and parameters, `LIMIT`/`OFFSET`, the one
-//! extra row that tells whether another page follows) are shared with the other modules of
-//! this part (campaigns, events, inbound).
+//! The helpers for lists (a query's conditions and parameters, `LIMIT`/`OFFSET` with the one
+//! extra row that tells whether another page follows, id cursors) are shared with the other
+//! modules of this part (campaigns, events, inbound).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -29,11 +32,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 use uuid::Uuid;
 
+use super::users::{USER_COLUMNS, into_page, user_from_row};
 use super::{PgStore, corrupt, pg_error, ts};
-use crate::domain::{
-    Attributes, Consent, PhoneNumber, Segment, SegmentId, Template, TemplateId, TimeZone, Topic,
-    User,
-};
+use crate::domain::{Segment, SegmentId, Template, TemplateId, User};
 use crate::segment::SegmentRule;
 use crate::segment::sql::Postgres;
 use crate::store::{Page, PageRequest, SegmentStore, StoreError, TemplateStore};
@@ -155,22 +156,6 @@ fn page_clause(page: &PageRequest, conditions: &mut Conditions) -> String {
         }
         _ => format!(" LIMIT {limit}"),
     }
-}
-
-/// Turns the rows of a page (one more than its limit when another page follows) into a
-/// [`Page`] whose cursor is the last item's.
-pub(super) fn into_page<T>(
-    mut items: Vec<T>,
-    limit: u32,
-    cursor_of: impl Fn(&T) -> String,
-) -> Page<T> {
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(cursor_of)
-    } else {
-        None
-    };
-    Page { items, next_cursor }
 }
 
 /// Reads one page of `select` under `conditions`, ordered by `order`.
@@ -300,42 +285,6 @@ fn segment_from_row(row: &Row) -> Result<Segment, StoreError> {
         rule: SegmentRule::parse_stored(&rule).map_err(corrupt)?,
         created_at: get(row, 3)?,
         updated_at: get(row, 4)?,
-    })
-}
-
-/// The columns of a user an audience reads, in the order [`user_from_row`] reads them; the
-/// topics come last, in byte order.
-const USER_COLUMNS: &str = "u.phone, u.name, u.wa_id, u.consent_state, u.attributes, \
-     u.timezone, u.locale, u.last_inbound_at, u.created_at, u.updated_at, \
-     ARRAY(SELECT s.topic FROM subscriptions s WHERE s.phone = u.phone \
-           ORDER BY s.topic COLLATE \"C\") AS topics";
-
-fn user_from_row(row: &Row) -> Result<User, StoreError> {
-    let phone: String = get(row, 0)?;
-    let consent: String = get(row, 3)?;
-    let Json(attributes): Json<Attributes> = get(row, 4)?;
-    let timezone: Option<String> = get(row, 5)?;
-    let topics: Vec<String> = get(row, 10)?;
-    Ok(User {
-        phone: PhoneNumber::parse(&phone).map_err(corrupt)?,
-        name: get(row, 1)?,
-        wa_id: get(row, 2)?,
-        consent_state: Consent::parse(&consent).map_err(corrupt)?,
-        attributes,
-        timezone: timezone
-            .as_deref()
-            .map(TimeZone::parse)
-            .transpose()
-            .map_err(corrupt)?,
-        locale: get(row, 6)?,
-        topics: topics
-            .iter()
-            .map(|topic| Topic::parse(topic))
-            .collect::<Result<_, _>>()
-            .map_err(corrupt)?,
-        last_inbound_at: get(row, 7)?,
-        created_at: get(row, 8)?,
-        updated_at: get(row, 9)?,
     })
 }
 
@@ -538,34 +487,8 @@ pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::domain::{Campaign, CampaignStatus, Channel, Schedule, Trigger};
+    use crate::domain::{Campaign, CampaignStatus, Channel, Schedule, Topic, Trigger};
     use crate::store::CampaignStore;
-
-    /// The users part's tables as this part reads and writes them (phone, consent,
-    /// attributes, topics…), for tests of this part on a build where that part may not be
-    /// there yet; where it is, its own tables are used.
-    pub(in super::super) async fn users_tables(store: &PgStore) {
-        let client = store.client().await.unwrap();
-        client
-            .batch_execute(
-                r#"
-                CREATE TABLE IF NOT EXISTS users (
-                    phone text COLLATE "C" PRIMARY KEY, name text, wa_id text,
-                    consent_state text NOT NULL, attributes jsonb NOT NULL DEFAULT '{}',
-                    timezone text, locale text, last_inbound_at timestamptz,
-                    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
-                    revision bigint NOT NULL DEFAULT 0
-                );
-                CREATE TABLE IF NOT EXISTS subscriptions (
-                    phone text COLLATE "C" NOT NULL REFERENCES users (phone) ON DELETE CASCADE,
-                    topic text COLLATE "C" NOT NULL, created_at timestamptz NOT NULL,
-                    PRIMARY KEY (phone, topic)
-                );
-                "#,
-            )
-            .await
-            .unwrap();
-    }
 
     pub(in super::super) fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -742,7 +665,6 @@ pub(super) mod tests {
     #[tokio::test]
     async fn an_audience_pages_in_phone_order_with_each_users_topics() {
         let (store, _database) = super::super::scratch().await;
-        users_tables(&store).await;
         let client = store.client().await.unwrap();
         for (phone, city) in [
             ("+94770000003", "Colombo"),

@@ -193,7 +193,7 @@ mod tests {
     use chrono::{DateTime, TimeDelta, Utc};
 
     use super::*;
-    use crate::store::postgres::catalog::tests::{at, users_tables};
+    use crate::store::postgres::catalog::tests::at;
 
     fn message(sid: &str, body: &str, received_at: DateTime<Utc>) -> InboundMessage {
         let fields = [
@@ -211,7 +211,6 @@ mod tests {
     #[tokio::test]
     async fn a_message_acts_once_on_its_sender() {
         let (store, _database) = super::super::scratch().await;
-        users_tables(&store).await;
         let start = at("2026-11-24T10:00:00.123456Z");
         let subscribe = message("SM1", "SUBSCRIBE dance", start);
         let effects = InboundEffects {
