@@ -203,12 +203,9 @@ async fn processes_starting_together_on_an_empty_database_all_serve() {
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();
     // Three processes create the schema of one empty database at the same moment.
     let mut servers = Servers::start(database.url(), &twilio, 100, 3);
-    let engine = loop {
-        match Engine::open(database.url()).await {
-            Ok(engine) => break engine,
-            Err(error) => panic!("the database could not be opened beside them: {error}"),
-        }
-    };
+    let engine = Engine::open(database.url())
+        .await
+        .expect("the database opens beside them");
     wait_until("a process sending", Duration::from_secs(30), async || {
         engine.current_sender().await.unwrap().is_some()
     })
