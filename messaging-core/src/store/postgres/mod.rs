@@ -197,13 +197,6 @@ fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
-/// What a call of a part not yet written answers.
-pub(crate) fn not_built(part: &str) -> StoreError {
-    StoreError::database(format!(
-        "{part} is not available on PostgreSQL in this build"
-    ))
-}
-
 /// A store on a scratch database of its own, for the adapter's tests (dropped with the
 /// second value).
 #[cfg(test)]

@@ -1,18 +1,442 @@
-//! (being written) ReceiptStore on PostgreSQL.
+//! Delivery receipts in PostgreSQL. Each is stored once per (SID, status) and applied to its
+//! message in the same transaction, only when it moves the message forward; a receipt for a
+//! SID not known yet is parked and applied when the SID is recorded. Whether a report opts its
+//! recipient out is the domain's rule ([`unsubscribes_recipient`]); this file applies it.
+//!
+//! Applying statuses is a fold (each receipt applies only if the status it finds can become
+//! the receipt's, so the order matters), which this file does in Rust with the domain's
+//! rules, over rows it has locked: a call reads the messages it will change `FOR UPDATE`
+//! (in id order, so two calls never wait for each other in a cycle), works out their new
+//! state ([`Changes`]), and writes it back with a few set-based statements (arrays passed as
+//! parameters), each update still conditional on the status it read.
+//!
+//! A receipt for a SID and the recording of that SID must not miss each other: a receipt
+//! that finds no message parks, and a recorded SID applies the receipts parked for it, but
+//! in two concurrent transactions each could see the other's work as not there yet. So both
+//! first take a transaction-scoped advisory lock on the SID (its hash, in a key space of its
+//! own): whichever comes second sees the other committed.
 
-#![allow(unused_imports, unused_variables)]
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
 
-use super::PgStore;
-use crate::domain::*;
-use crate::ingest::Ingestion;
-use crate::segment::SegmentRule;
-use crate::store::*;
+use super::catalog::get;
+use super::outbox::{LogRows, status_of};
+use super::{PgStore, pg_error, ts};
+use crate::domain::{Consent, DeliveryReceipt, MessageId, MessageStatus, unsubscribes_recipient};
+use crate::store::{ReceiptOutcome, ReceiptStore, StoreError};
 
 /// This module's tables, part of the first migration.
-pub(super) const SCHEMA: &str = "";
+pub(super) const SCHEMA: &str = r#"
+CREATE TABLE receipts (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_sid     text NOT NULL,
+    provider_status text NOT NULL,
+    status          text,
+    error_code      text,
+    received_at     timestamptz NOT NULL,
+    raw             jsonb NOT NULL,
+    outcome         text NOT NULL,
+    UNIQUE (message_sid, provider_status)
+);
+-- Receipts waiting for their SID, in arrival order.
+CREATE INDEX receipts_parked ON receipts (message_sid, id) WHERE outcome = 'parked';
+"#;
+
+/// The first key of the advisory locks taken on SIDs (the second is the SID's hash): "sid".
+const SID_LOCKS: i32 = 0x0073_6964;
+
+fn outcome_text(outcome: ReceiptOutcome) -> &'static str {
+    match outcome {
+        ReceiptOutcome::Applied(_) => "applied",
+        ReceiptOutcome::Ignored(_) => "ignored",
+        ReceiptOutcome::Parked => "parked",
+        ReceiptOutcome::Duplicate => "duplicate",
+    }
+}
+
+/// Takes the advisory locks of `sids` (see the module docs), in one order for every
+/// transaction, until the transaction ends.
+pub(super) async fn lock_sids(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sids: &[&str],
+) -> Result<(), StoreError> {
+    if sids.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(&format!(
+            "SELECT pg_advisory_xact_lock({SID_LOCKS}, key)
+             FROM (SELECT DISTINCT hashtext(sid) AS key FROM unnest($1::text[]) AS sid
+                   ORDER BY 1) AS keys"
+        ))
+        .await
+        .map_err(pg_error)?;
+    tx.query(&statement, &[&sids]).await.map_err(pg_error)?;
+    Ok(())
+}
+
+/// A message as a transaction read it under lock, and what the transaction makes of it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Tracked {
+    /// Its id.
+    pub id: Uuid,
+    /// Its status as read (the write-back is conditional on it).
+    pub before: MessageStatus,
+    /// Its status now.
+    pub status: MessageStatus,
+    /// The recipient.
+    pub phone: String,
+    /// The provider's id of it.
+    pub provider_sid: Option<String>,
+    /// The provider's error code.
+    pub error_code: Option<String>,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+    /// Until when it is claimed.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Which dispatcher claimed it last.
+    pub claimed_by: Option<String>,
+    /// How it goes (`text`, `template`).
+    pub sent_as: Option<String>,
+    /// When it was first released to the provider.
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Whether the transaction changed it.
+    pub changed: bool,
+}
+
+/// The columns [`tracked_from_row`] reads.
+const TRACKED_COLUMNS: &str = "id, status, phone, provider_sid, error_code, due_at, \
+     lease_until, claimed_by, sent_as, dispatched_at, updated_at";
+
+fn tracked_from_row(row: &Row) -> Result<Tracked, StoreError> {
+    let status = status_of(&get::<String>(row, 1)?)?;
+    Ok(Tracked {
+        id: get(row, 0)?,
+        before: status,
+        status,
+        phone: get(row, 2)?,
+        provider_sid: get(row, 3)?,
+        error_code: get(row, 4)?,
+        due_at: get(row, 5)?,
+        lease_until: get(row, 6)?,
+        claimed_by: get(row, 7)?,
+        sent_as: get(row, 8)?,
+        dispatched_at: get(row, 9)?,
+        updated_at: get(row, 10)?,
+        changed: false,
+    })
+}
+
+/// A receipt waiting for its SID.
+#[derive(Debug, Clone)]
+pub(super) struct Parked {
+    id: i64,
+    sid: String,
+    status: Option<MessageStatus>,
+    error_code: Option<String>,
+    received_at: DateTime<Utc>,
+}
+
+/// The receipts parked for `sids`, in arrival order.
+pub(super) async fn parked_for(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sids: &[&str],
+) -> Result<Vec<Parked>, StoreError> {
+    if sids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let statement = tx
+        .prepare_cached(
+            "SELECT id, message_sid, status, error_code, received_at FROM receipts
+             WHERE message_sid = ANY($1) AND outcome = 'parked' ORDER BY id",
+        )
+        .await
+        .map_err(pg_error)?;
+    let rows = tx.query(&statement, &[&sids]).await.map_err(pg_error)?;
+    rows.iter()
+        .map(|row| {
+            let status: Option<String> = get(row, 2)?;
+            Ok(Parked {
+                id: get(row, 0)?,
+                sid: get(row, 1)?,
+                status: status.as_deref().and_then(MessageStatus::parse),
+                error_code: get(row, 3)?,
+                received_at: get(row, 4)?,
+            })
+        })
+        .collect()
+}
+
+/// What one transaction does to messages, their log, their recipients' consent and parked
+/// receipts, worked out in order and written at the end ([`Changes::write`]).
+#[derive(Debug, Default)]
+pub(super) struct Changes {
+    messages: HashMap<Uuid, Tracked>,
+    /// Rows for the messages' log, in the order they happened.
+    pub log: LogRows,
+    /// Phones to turn `OPT_OUT`, with when.
+    opt_outs: BTreeMap<String, DateTime<Utc>>,
+    /// Parked receipts applied, with what they did.
+    receipts: Vec<(i64, &'static str)>,
+}
+
+impl Changes {
+    /// Locks the messages `ids` (`FOR UPDATE`, in id order) and tracks those that exist.
+    pub(super) async fn lock(
+        &mut self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        ids: &[Uuid],
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let statement = tx
+            .prepare_cached(&format!(
+                "SELECT {TRACKED_COLUMNS} FROM messages WHERE id = ANY($1) ORDER BY id
+                 FOR UPDATE"
+            ))
+            .await
+            .map_err(pg_error)?;
+        for row in tx.query(&statement, &[&ids]).await.map_err(pg_error)? {
+            let message = tracked_from_row(&row)?;
+            self.messages.entry(message.id).or_insert(message);
+        }
+        Ok(())
+    }
+
+    /// Locks the message the provider knows as `sid`, tracks it and answers its id.
+    async fn lock_sid(
+        &mut self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        sid: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let statement = tx
+            .prepare_cached(&format!(
+                "SELECT {TRACKED_COLUMNS} FROM messages WHERE provider_sid = $1 FOR UPDATE"
+            ))
+            .await
+            .map_err(pg_error)?;
+        let Some(row) = tx.query_opt(&statement, &[&sid]).await.map_err(pg_error)? else {
+            return Ok(None);
+        };
+        let message = tracked_from_row(&row)?;
+        let id = message.id;
+        self.messages.entry(id).or_insert(message);
+        Ok(Some(id))
+    }
+
+    /// A tracked message.
+    pub(super) fn get(&self, id: Uuid) -> Option<&Tracked> {
+        self.messages.get(&id)
+    }
+
+    /// A tracked message, to change (marked changed).
+    pub(super) fn change(&mut self, id: Uuid) -> Option<&mut Tracked> {
+        let message = self.messages.get_mut(&id)?;
+        message.changed = true;
+        Some(message)
+    }
+
+    /// Turns a recipient `OPT_OUT` at `at` (the provider said they unsubscribed at the
+    /// carrier; see [`unsubscribes_recipient`]).
+    pub(super) fn opt_out(&mut self, phone: &str, at: DateTime<Utc>) {
+        self.opt_outs.insert(phone.to_owned(), at);
+    }
+
+    /// Moves message `id` to `status` at `at` if that is a forward move, logging it; opts
+    /// its recipient out when `unsubscribed`.
+    fn apply(
+        &mut self,
+        id: Uuid,
+        status: Option<MessageStatus>,
+        error_code: Option<&str>,
+        unsubscribed: bool,
+        at: DateTime<Utc>,
+    ) -> ReceiptOutcome {
+        let Some(current) = self.get(id).map(|m| (m.status, m.phone.clone())) else {
+            return ReceiptOutcome::Parked;
+        };
+        let (current, phone) = current;
+        if unsubscribed {
+            self.opt_out(&phone, at);
+        }
+        match status {
+            Some(next) if current.can_become(next) => {
+                if let Some(message) = self.change(id) {
+                    message.status = next;
+                    if let Some(code) = error_code {
+                        message.error_code = Some(code.to_owned());
+                    }
+                    message.updated_at = at;
+                }
+                self.log.change(id, at, next);
+                ReceiptOutcome::Applied(next)
+            }
+            _ => ReceiptOutcome::Ignored(current),
+        }
+    }
+
+    /// Records that the provider accepted message `id` (tracked) under `sid`, moving it to
+    /// `status`, then applies, in arrival order, the receipts in `parked` for that SID.
+    pub(super) fn accept(
+        &mut self,
+        id: Uuid,
+        sid: &str,
+        status: MessageStatus,
+        now: DateTime<Utc>,
+        parked: &[Parked],
+    ) {
+        let Some(message) = self.change(id) else {
+            return;
+        };
+        message.provider_sid = Some(sid.to_owned());
+        message.lease_until = None;
+        message.updated_at = now;
+        // The provider's first answer only ever moves a message towards delivery, never back
+        // into the queue to be sent again.
+        if !status.is_unsent() {
+            self.apply(id, Some(status), None, false, now);
+        }
+        // Statuses that overtook the provider's answer apply now, in arrival order.
+        for receipt in parked.iter().filter(|r| r.sid == sid) {
+            if self.receipts.iter().any(|(done, _)| *done == receipt.id) {
+                continue;
+            }
+            let error_code = receipt.error_code.as_deref();
+            let unsubscribed = unsubscribes_recipient(error_code);
+            let outcome = self.apply(
+                id,
+                receipt.status,
+                error_code,
+                unsubscribed,
+                receipt.received_at,
+            );
+            self.receipts.push((receipt.id, outcome_text(outcome)));
+        }
+    }
+
+    /// Writes everything worked out: the messages changed (each only if still in the status
+    /// it was read in), their log, opt-outs and the outcomes of parked receipts.
+    pub(super) async fn write(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+    ) -> Result<(), StoreError> {
+        let mut changed: Vec<&Tracked> = self.messages.values().filter(|m| m.changed).collect();
+        changed.sort_by_key(|m| m.id);
+        tokio::try_join!(
+            write_messages(tx, &changed),
+            self.log.write(tx),
+            write_opt_outs(tx, &self.opt_outs),
+            write_receipt_outcomes(tx, &self.receipts),
+        )?;
+        Ok(())
+    }
+}
+
+async fn write_messages(
+    tx: &deadpool_postgres::Transaction<'_>,
+    messages: &[&Tracked],
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(
+            "UPDATE messages m SET status = u.status, provider_sid = u.provider_sid,
+                 error_code = u.error_code, due_at = u.due_at, lease_until = u.lease_until,
+                 sent_as = u.sent_as, dispatched_at = u.dispatched_at, updated_at = u.updated_at
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::timestamptz[], $7::timestamptz[], $8::text[], $9::timestamptz[],
+                         $10::timestamptz[])
+                  AS u(id, before, status, provider_sid, error_code, due_at, lease_until,
+                       sent_as, dispatched_at, updated_at)
+             WHERE m.id = u.id AND m.status = u.before",
+        )
+        .await
+        .map_err(pg_error)?;
+    let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+    let before: Vec<&str> = messages.iter().map(|m| m.before.as_str()).collect();
+    let status: Vec<&str> = messages.iter().map(|m| m.status.as_str()).collect();
+    let sids: Vec<Option<&str>> = messages.iter().map(|m| m.provider_sid.as_deref()).collect();
+    let codes: Vec<Option<&str>> = messages.iter().map(|m| m.error_code.as_deref()).collect();
+    let due: Vec<DateTime<Utc>> = messages.iter().map(|m| ts(m.due_at)).collect();
+    let leases: Vec<Option<DateTime<Utc>>> =
+        messages.iter().map(|m| m.lease_until.map(ts)).collect();
+    let sent_as: Vec<Option<&str>> = messages.iter().map(|m| m.sent_as.as_deref()).collect();
+    let dispatched: Vec<Option<DateTime<Utc>>> =
+        messages.iter().map(|m| m.dispatched_at.map(ts)).collect();
+    let updated: Vec<DateTime<Utc>> = messages.iter().map(|m| ts(m.updated_at)).collect();
+    tx.execute(
+        &statement,
+        &[
+            &ids,
+            &before,
+            &status,
+            &sids,
+            &codes,
+            &due,
+            &leases,
+            &sent_as,
+            &dispatched,
+            &updated,
+        ],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
+
+async fn write_opt_outs(
+    tx: &deadpool_postgres::Transaction<'_>,
+    opt_outs: &BTreeMap<String, DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    if opt_outs.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(&format!(
+            "UPDATE users u SET consent_state = '{}', updated_at = o.at
+             FROM unnest($1::text[], $2::timestamptz[]) AS o(phone, at)
+             WHERE u.phone = o.phone",
+            Consent::OptOut.as_str()
+        ))
+        .await
+        .map_err(pg_error)?;
+    let phones: Vec<&str> = opt_outs.keys().map(String::as_str).collect();
+    let at: Vec<DateTime<Utc>> = opt_outs.values().map(|at| ts(*at)).collect();
+    tx.execute(&statement, &[&phones, &at])
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
+
+async fn write_receipt_outcomes(
+    tx: &deadpool_postgres::Transaction<'_>,
+    outcomes: &[(i64, &'static str)],
+) -> Result<(), StoreError> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(
+            "UPDATE receipts r SET outcome = o.outcome
+             FROM unnest($1::int8[], $2::text[]) AS o(id, outcome) WHERE r.id = o.id",
+        )
+        .await
+        .map_err(pg_error)?;
+    let (ids, texts): (Vec<i64>, Vec<&str>) = outcomes.iter().copied().unzip();
+    tx.execute(&statement, &[&ids, &texts])
+        .await
+        .map_err(pg_error)?;
+    Ok(())
+}
 
 #[async_trait]
 impl ReceiptStore for PgStore {
@@ -20,7 +444,55 @@ impl ReceiptStore for PgStore {
         &self,
         receipt: &DeliveryReceipt,
     ) -> Result<ReceiptOutcome, StoreError> {
-        Err(super::not_built("ReceiptStore"))
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        let sid = receipt.message_sid.as_str();
+        lock_sids(&tx, &[sid]).await?;
+        let mut changes = Changes::default();
+        let at = ts(receipt.received_at);
+        let outcome = match changes.lock_sid(&tx, sid).await? {
+            Some(id) => changes.apply(
+                id,
+                receipt.status,
+                receipt.error_code.as_deref(),
+                receipt.unsubscribes_recipient(),
+                at,
+            ),
+            None => ReceiptOutcome::Parked,
+        };
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO receipts (message_sid, provider_status, status, error_code,
+                     received_at, raw, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (message_sid, provider_status) DO NOTHING
+                 RETURNING id",
+            )
+            .await
+            .map_err(pg_error)?;
+        let inserted = tx
+            .query_opt(
+                &insert,
+                &[
+                    &sid,
+                    &receipt.provider_status,
+                    &receipt.status.map(MessageStatus::as_str),
+                    &receipt.error_code,
+                    &at,
+                    &Json(&receipt.raw),
+                    &outcome_text(outcome),
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        if inserted.is_none() {
+            // The same status for the same SID came before: nothing is done again.
+            tx.rollback().await.map_err(pg_error)?;
+            return Ok(ReceiptOutcome::Duplicate);
+        }
+        changes.write(&tx).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(outcome)
     }
 
     async fn record_acceptance(
@@ -30,6 +502,18 @@ impl ReceiptStore for PgStore {
         status: MessageStatus,
         now: DateTime<Utc>,
     ) -> Result<MessageStatus, StoreError> {
-        Err(super::not_built("ReceiptStore"))
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_error)?;
+        lock_sids(&tx, &[provider_sid]).await?;
+        let mut changes = Changes::default();
+        changes.lock(&tx, &[message.0]).await?;
+        if changes.get(message.0).is_none() {
+            return Err(StoreError::database(format!("no message {message}")));
+        }
+        let parked = parked_for(&tx, &[provider_sid]).await?;
+        changes.accept(message.0, provider_sid, status, ts(now), &parked);
+        changes.write(&tx).await?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(changes.get(message.0).map_or(status, |m| m.status))
     }
 }
