@@ -70,6 +70,22 @@ async fn completed(engine: &Engine, campaign: CampaignId) -> bool {
     engine.get_campaign(campaign).await.unwrap().status == CampaignStatus::Completed
 }
 
+/// How many dispatchers claimed messages that went to the provider.
+async fn dispatchers_that_sent(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one(
+            "SELECT COUNT(DISTINCT claimed_by) FROM messages WHERE provider_sid IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Every accepted message went to a different recipient, once, and there are `expected`.
 fn assert_each_once(twilio: &FakeTwilio, expected: usize) {
     let accepted = twilio.messages();
@@ -161,6 +177,9 @@ async fn three_processes_keep_one_sender_ceiling() {
         rate >= f64::from(RATE) * 0.8,
         "three processes together sent only {rate:.0} messages a second (ceiling {RATE})"
     );
+    // They sent together, each its own claims, not one while the others waited.
+    let senders = dispatchers_that_sent(database.url()).await;
+    assert_eq!(senders, 3, "{senders} of the three processes sent");
     twilio.shutdown().await;
 }
 
