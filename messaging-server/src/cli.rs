@@ -149,7 +149,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             open_engine(&config).await?;
-            println!("database {} is up to date", config.database_url);
+            println!(
+                "database {} is up to date",
+                messaging_core::store::redact_url(&config.database_url)
+            );
             Ok(())
         }
         Command::Ingest { what } => {
@@ -246,9 +249,12 @@ fn stopped_with_report<T>(result: Result<T, EngineError>) -> Result<T, EngineErr
 }
 
 async fn open_engine(config: &Config) -> anyhow::Result<Engine> {
-    Engine::open(&config.database_url)
-        .await
-        .with_context(|| format!("cannot open the database {}", config.database_url))
+    Engine::open(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot open the database {}",
+            messaging_core::store::redact_url(&config.database_url)
+        )
+    })
 }
 
 type Input = Box<dyn std::io::Read + Send>;

@@ -267,7 +267,11 @@ fn secret(value: Option<&str>) -> &'static str {
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "DATABASE_URL={}", self.database_url)?;
+        writeln!(
+            f,
+            "DATABASE_URL={}",
+            messaging_core::store::redact_url(&self.database_url)
+        )?;
         writeln!(f, "BIND={}", self.bind)?;
         writeln!(f, "PUBLIC_URL={}", self.public_url)?;
         match &self.twilio {

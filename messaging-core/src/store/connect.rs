@@ -43,6 +43,21 @@ impl Backend {
     }
 }
 
+/// The database URL with its password hidden (`postgres://app:***@db/messaging`), for logs,
+/// messages and settings shown to people.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Opens the store `url` names, creating its schema or bringing it up to date.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     match Backend::of(url)? {

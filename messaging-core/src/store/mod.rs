@@ -11,7 +11,7 @@ mod dispatch;
 pub mod postgres;
 pub mod sqlite;
 
-pub use connect::{Backend, connect};
+pub use connect::{Backend, connect, redact_url};
 pub use coordination::{CoordinationStore, LiveProcess};
 
 pub use dispatch::{

@@ -125,19 +125,7 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config, StoreError> {
     Ok(config)
 }
 
-/// The URL with its password replaced, for messages and logs.
-pub(crate) fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.split_once('@') {
-        Some((user_info, host)) if user_info.contains(':') => {
-            let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
+pub(crate) use crate::store::redact_url as redacted;
 
 /// A time as the schema keeps it: to the millisecond, like the SQLite adapter, so a value
 /// read back equals the one written on either backend.
