@@ -180,26 +180,45 @@ fn due_message_from_row(row: &Row) -> Result<DueMessage, StoreError> {
     })
 }
 
-/// Claims the due messages of one campaign (`$3`; replies when `campaign` is false and `$3`
-/// is NULL), leased until `$2` to `$5`: at most `$4`, earliest due first, among those due by
-/// `$1` without a live lease. `$6` is the time 24 hours before `$1`.
+/// Whose messages a claim takes: those of campaign `campaign` (a placeholder) while it
+/// sends, or the replies (which belong to no campaign) when `None`.
+fn whose(campaign: Option<&str>) -> String {
+    match campaign {
+        Some(campaign) => format!(
+            "campaign_id = {campaign}
+             AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = {campaign} AND c.status IN {})",
+            sending_states()
+        ),
+        None => "campaign_id IS NULL".to_owned(),
+    }
+}
+
+/// The unleased messages under `whose` ([`whose`]) due at `now`, earliest first, at most
+/// `limit` (placeholders): one ordered range of the partial index `messages_due`.
+fn due_candidates_sql(whose: &str, now: &str, limit: &str) -> String {
+    format!(
+        "SELECT id FROM messages
+         WHERE {whose} AND status IN {unsent} AND due_at <= {now}
+             AND (lease_until IS NULL OR lease_until <= {now})
+         ORDER BY due_at
+         LIMIT {limit}",
+        unsent = unsent(),
+    )
+}
+
+/// Claims the due messages of one campaign (`$3`; the replies when `campaign` is false and
+/// `$3` is NULL), leased until `$2` to `$5`: at most `$4`, earliest due first, among those
+/// due by `$1` without a live lease ([`due_candidates_sql`]). `$6` is the time 24 hours
+/// before `$1`.
 fn claim_due_sql(campaign: bool) -> String {
     let whose = if campaign {
-        format!(
-            "campaign_id = $3
-             AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = $3 AND c.status IN {})",
-            sending_states()
-        )
+        whose(Some("$3"))
     } else {
-        "campaign_id IS NULL AND $3::uuid IS NULL".to_owned()
+        format!("{} AND $3::uuid IS NULL", whose(None))
     };
     format!(
         "WITH due AS MATERIALIZED (
-             SELECT id FROM messages
-             WHERE {whose} AND status IN {unsent} AND due_at <= $1
-                 AND (lease_until IS NULL OR lease_until <= $1)
-             ORDER BY due_at
-             LIMIT $4
+             {candidates}
              FOR UPDATE SKIP LOCKED
          ), claimed AS (
              UPDATE messages m SET lease_until = $2, claimed_by = $5
@@ -208,7 +227,7 @@ fn claim_due_sql(campaign: bool) -> String {
          )
          {select}
          ORDER BY c.due_at, c.id",
-        unsent = unsent(),
+        candidates = due_candidates_sql(&whose, "$1", "$4"),
         select = due_sql("$6"),
     )
 }
@@ -239,21 +258,39 @@ fn claim_unresolved_sql() -> String {
     )
 }
 
+/// Messages asked before and due again by `now`, by time due, at most `limit` (each a
+/// placeholder): one ordered range of the partial index `messages_awaiting_status`.
+fn again_sql(now: &str, limit: &str) -> String {
+    format!(
+        "SELECT id, status_check_at AS due FROM messages
+         WHERE {awaiting} AND status_check_at <= {now}
+         ORDER BY status_check_at LIMIT {limit}",
+        awaiting = awaiting("")
+    )
+}
+
+/// Messages never asked whose status has not changed since `quiet_since`, oldest change
+/// first, at most `limit`, each due one quiet period (`now - quiet_since`) after its last
+/// change: one ordered range of the partial index `messages_awaiting_first_check`.
+fn first_sql(now: &str, quiet_since: &str, limit: &str) -> String {
+    format!(
+        "SELECT id, updated_at + ({now} - {quiet_since}) AS due FROM messages
+         WHERE {awaiting} AND status_check_at IS NULL AND updated_at <= {quiet_since}
+         ORDER BY updated_at LIMIT {limit}",
+        awaiting = awaiting("")
+    )
+}
+
 /// Claims up to `$4` messages due a question to the provider, held until `$3`: asked
-/// before and due again by `$1`, or never asked and unchanged since `$2` (due then one quiet
-/// period later), earliest due first. Each of the two is one ordered range of its partial
-/// index; the candidates of both are then locked, skipping those another pass holds, and
-/// checked again.
+/// before and due again by `$1`, or never asked and unchanged since `$2`, earliest due
+/// first. The candidates of both ranges ([`again_sql`], [`first_sql`]) are locked, skipping
+/// those another pass holds, and checked again.
 fn claim_status_checks_sql() -> String {
     format!(
         "WITH candidates AS (
-             (SELECT id, status_check_at AS due FROM messages
-              WHERE {awaiting} AND status_check_at <= $1
-              ORDER BY status_check_at LIMIT $4)
+             ({again})
              UNION ALL
-             (SELECT id, updated_at + ($1 - $2) AS due FROM messages
-              WHERE {awaiting} AND status_check_at IS NULL AND updated_at <= $2
-              ORDER BY updated_at LIMIT $4)
+             ({first})
          ), due AS MATERIALIZED (
              SELECT m.id, c.due FROM messages m JOIN candidates c ON c.id = m.id
              WHERE {awaiting_m}
@@ -267,7 +304,8 @@ fn claim_status_checks_sql() -> String {
          FROM due WHERE m.id = due.id
          RETURNING m.id, m.provider_sid, m.status, COALESCE(m.dispatched_at, m.updated_at),
              m.status_checks, due.due",
-        awaiting = awaiting(""),
+        again = again_sql("$1", "$4"),
+        first = first_sql("$1", "$2", "$4"),
         awaiting_m = awaiting("m."),
     )
 }
