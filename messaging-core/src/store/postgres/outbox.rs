@@ -112,9 +112,11 @@ CREATE UNIQUE INDEX messages_by_provider_sid ON messages (provider_sid)
     WHERE provider_sid IS NOT NULL;
 -- A campaign's messages by run and status: counts, a run's messages.
 CREATE INDEX messages_by_campaign ON messages (campaign_id, run_seq, status);
--- Claiming a campaign's (or the replies') due messages, earliest first.
+-- Claiming a campaign's due messages, earliest first; and the replies' (no campaign).
 CREATE INDEX messages_due ON messages (campaign_id, due_at)
     WHERE status IN ('pending', 'queued', 'deferred');
+CREATE INDEX messages_due_replies ON messages (due_at)
+    WHERE campaign_id IS NULL AND status IN ('pending', 'queued', 'deferred');
 -- Ending the claims of dispatchers that stopped.
 CREATE INDEX messages_leased ON messages (lease_until)
     WHERE status IN ('pending', 'queued', 'deferred') AND lease_until IS NOT NULL;
