@@ -70,6 +70,22 @@ async fn completed(engine: &Engine, campaign: CampaignId) -> bool {
     engine.get_campaign(campaign).await.unwrap().status == CampaignStatus::Completed
 }
 
+/// How many dispatchers claimed messages that went to the provider.
+async fn dispatchers_that_sent(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one(
+            "SELECT COUNT(DISTINCT claimed_by) FROM messages WHERE provider_sid IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// Every accepted message went to a different recipient, once, and there are `expected`.
 fn assert_each_once(twilio: &FakeTwilio, expected: usize) {
     let accepted = twilio.messages();
@@ -161,6 +177,9 @@ async fn three_processes_keep_one_sender_ceiling() {
         rate >= f64::from(RATE) * 0.8,
         "three processes together sent only {rate:.0} messages a second (ceiling {RATE})"
     );
+    // They sent together, each its own claims, not one while the others waited.
+    let senders = dispatchers_that_sent(database.url()).await;
+    assert_eq!(senders, 3, "{senders} of the three processes sent");
     twilio.shutdown().await;
 }
 
@@ -203,12 +222,9 @@ async fn processes_starting_together_on_an_empty_database_all_serve() {
     let twilio = FakeTwilio::start(FakeConfig::default()).await.unwrap();
     // Three processes create the schema of one empty database at the same moment.
     let mut servers = Servers::start(database.url(), &twilio, 100, 3);
-    let engine = loop {
-        match Engine::open(database.url()).await {
-            Ok(engine) => break engine,
-            Err(error) => panic!("the database could not be opened beside them: {error}"),
-        }
-    };
+    let engine = Engine::open(database.url())
+        .await
+        .expect("the database opens beside them");
     wait_until("a process sending", Duration::from_secs(30), async || {
         engine.current_sender().await.unwrap().is_some()
     })

@@ -154,7 +154,9 @@ fn completion(stats: &Stats) -> Completion {
             .map(|s| stats.by_status.get(s).copied().unwrap_or(0))
             .sum()
     };
-    let sent = count(&[Sent, Delivered, Read, Undelivered]);
+    // A campaign completes only once each of its `sending` messages was taken by the
+    // provider (it has its SID and waits for its statuses): those went too.
+    let sent = count(&[Sending, Sent, Delivered, Read, Undelivered]);
     let (skipped, failed) = (count(&[Skipped]), count(&[Failed]));
     let mut summary = format!("{sent} sent, {skipped} skipped, {failed} failed");
     if let Some(by) = stats.skipped_by_step.first() {

@@ -129,11 +129,18 @@ impl SenderLeaseKeeper {
                 tracing::warn!(holder = %lease.label, "lost the sending lease of this database");
             }
             if state.reported.as_deref() != Some(lease.holder.as_str()) {
-                tracing::warn!(
-                    holder = %lease.label,
-                    until = %lease.until,
-                    "another process is sending from this database; this one sends when it stops"
-                );
+                if self.concurrent {
+                    tracing::info!(
+                        leader = %lease.label,
+                        "another process leads (schedules, run completion, status checks);                          this one sends beside it and leads when it stops"
+                    );
+                } else {
+                    tracing::warn!(
+                        holder = %lease.label,
+                        until = %lease.until,
+                        "another process is sending from this database; this one sends when                          it stops"
+                    );
+                }
                 state.reported = Some(lease.holder.clone());
             }
         }
