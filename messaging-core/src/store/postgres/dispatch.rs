@@ -11,7 +11,9 @@
 //! is skipped, not waited for; a row another claim changed after this statement's snapshot
 //! is locked in its newest version and checked again against the candidate conditions
 //! (PostgreSQL's re-check of locked rows), so it is dropped once its lease is live. So two
-//! dispatchers, in one process or in two, never claim the same message.
+//! dispatchers, in one process or in two, never claim the same message. The status-check
+//! claim takes its candidates from two ordered index ranges (asked before, never asked)
+//! merged by time due, and locks them the same way in the statement that holds them.
 //!
 //! # Fencing
 //!
@@ -28,7 +30,10 @@
 //!   pause);
 //! - `record_send_outcomes` applies an outcome only to a message still `sending` (as read
 //!   under lock); `record_status_checks` only to a message still awaiting its status;
-//!   receipts only ever move a status forward (see `receipts.rs`).
+//!   receipts only ever move a status forward (see `receipts.rs`). An outcome names no
+//!   dispatcher (the port gives none): a send's own answer and a lookup of the same send
+//!   are kept apart by time, since a send left by a dispatcher that stopped is only looked
+//!   up from `release_claims`' `look_up_from`, when none of its sends can still be in flight.
 //!
 //! Batches are one transaction of set-based statements (arrays passed as parameters), never
 //! a statement per message. Transactions that lock several messages lock them in id order,

@@ -19,8 +19,9 @@
 //!   a run's messages (`finish_run`, deleting a run);
 //! - `messages_due (campaign_id, due_at)`, partial over unsent messages: the claims.
 //!
-//! The other indexes are partial over states a new message is never in (a live lease, a
-//! send whose fate is unknown, a template conversation, a status awaited, a provider SID).
+//! The other indexes are partial over what a new campaign message never is (a reply, under
+//! a live lease, a send whose fate is unknown, a template conversation, awaiting its status,
+//! known to the provider), so a fan-out does not write them.
 //! Neither a message's run nor a log row's message is a foreign key: each would be checked
 //! row by row (a lookup and a row lock each, about 6 µs), a quarter of a fan-out's time and
 //! a cost on every status change. Instead `enqueue` locks its run `FOR KEY SHARE` once per
@@ -32,7 +33,7 @@
 //! A fan-out batch goes in with binary `COPY` into a temporary table dropped at commit, then
 //! one `INSERT … SELECT` that also logs, in the same statement, the decisions taken at once
 //! of the entries that went in. The insert is tried first without `ON CONFLICT` under a
-//! savepoint (a speculative insertion costs a fifth more): a first fan-out has no conflicts,
+//! savepoint (a speculative insertion costs about a quarter more): a first fan-out has no conflicts,
 //! and a repeated one fails at once on its first recipient already there, and the batch is
 //! then inserted `ON CONFLICT (run_seq, phone) DO NOTHING`. The temporary table is read in
 //! the order it was written (a fresh table read whole, by the backend that wrote it), so of
@@ -620,6 +621,7 @@ pub(super) mod tests {
     use super::*;
     use crate::store::postgres::ScratchDatabase;
 
+    /// A time `second`s after the tests' epoch.
     pub(in super::super) fn at(second: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_800_000_000 + second, 0).unwrap()
     }
