@@ -11,7 +11,9 @@
 //! is skipped, not waited for; a row another claim changed after this statement's snapshot
 //! is locked in its newest version and checked again against the candidate conditions
 //! (PostgreSQL's re-check of locked rows), so it is dropped once its lease is live. So two
-//! dispatchers, in one process or in two, never claim the same message.
+//! dispatchers, in one process or in two, never claim the same message. The status-check
+//! claim takes its candidates from two ordered index ranges (asked before, never asked)
+//! merged by time due, and locks them the same way in the statement that holds them.
 //!
 //! # Fencing
 //!
@@ -28,7 +30,10 @@
 //!   pause);
 //! - `record_send_outcomes` applies an outcome only to a message still `sending` (as read
 //!   under lock); `record_status_checks` only to a message still awaiting its status;
-//!   receipts only ever move a status forward (see `receipts.rs`).
+//!   receipts only ever move a status forward (see `receipts.rs`). An outcome names no
+//!   dispatcher (the port gives none): a send's own answer and a lookup of the same send
+//!   are kept apart by time, since a send left by a dispatcher that stopped is only looked
+//!   up from `release_claims`' `look_up_from`, when none of its sends can still be in flight.
 //!
 //! Batches are one transaction of set-based statements (arrays passed as parameters), never
 //! a statement per message. Transactions that lock several messages lock them in id order,
@@ -180,26 +185,46 @@ fn due_message_from_row(row: &Row) -> Result<DueMessage, StoreError> {
     })
 }
 
-/// Claims the due messages of one campaign (`$3`; replies when `campaign` is false and `$3`
-/// is NULL), leased until `$2` to `$5`: at most `$4`, earliest due first, among those due by
-/// `$1` without a live lease. `$6` is the time 24 hours before `$1`.
+/// Whose messages a claim takes: those of campaign `campaign` (a placeholder) while it
+/// sends, or the replies (which belong to no campaign) when `None`.
+fn whose(campaign: Option<&str>) -> String {
+    match campaign {
+        Some(campaign) => format!(
+            "campaign_id = {campaign}
+             AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = {campaign} AND c.status IN {})",
+            sending_states()
+        ),
+        None => "campaign_id IS NULL".to_owned(),
+    }
+}
+
+/// The unleased messages under `whose` ([`whose`]) due at `now`, earliest first, at most
+/// `limit` (placeholders): one ordered range of the partial index `messages_due` (of
+/// `messages_due_replies` for the replies).
+fn due_candidates_sql(whose: &str, now: &str, limit: &str) -> String {
+    format!(
+        "SELECT id FROM messages
+         WHERE {whose} AND status IN {unsent} AND due_at <= {now}
+             AND (lease_until IS NULL OR lease_until <= {now})
+         ORDER BY due_at
+         LIMIT {limit}",
+        unsent = unsent(),
+    )
+}
+
+/// Claims the due messages of one campaign (`$3`; the replies when `campaign` is false and
+/// `$3` is NULL), leased until `$2` to `$5`: at most `$4`, earliest due first, among those
+/// due by `$1` without a live lease ([`due_candidates_sql`]). `$6` is the time 24 hours
+/// before `$1`.
 fn claim_due_sql(campaign: bool) -> String {
     let whose = if campaign {
-        format!(
-            "campaign_id = $3
-             AND EXISTS (SELECT 1 FROM campaigns c WHERE c.id = $3 AND c.status IN {})",
-            sending_states()
-        )
+        whose(Some("$3"))
     } else {
-        "campaign_id IS NULL AND $3::uuid IS NULL".to_owned()
+        format!("{} AND $3::uuid IS NULL", whose(None))
     };
     format!(
         "WITH due AS MATERIALIZED (
-             SELECT id FROM messages
-             WHERE {whose} AND status IN {unsent} AND due_at <= $1
-                 AND (lease_until IS NULL OR lease_until <= $1)
-             ORDER BY due_at
-             LIMIT $4
+             {candidates}
              FOR UPDATE SKIP LOCKED
          ), claimed AS (
              UPDATE messages m SET lease_until = $2, claimed_by = $5
@@ -208,7 +233,7 @@ fn claim_due_sql(campaign: bool) -> String {
          )
          {select}
          ORDER BY c.due_at, c.id",
-        unsent = unsent(),
+        candidates = due_candidates_sql(&whose, "$1", "$4"),
         select = due_sql("$6"),
     )
 }
@@ -239,21 +264,39 @@ fn claim_unresolved_sql() -> String {
     )
 }
 
+/// Messages asked before and due again by `now`, by time due, at most `limit` (each a
+/// placeholder): one ordered range of the partial index `messages_awaiting_status`.
+fn again_sql(now: &str, limit: &str) -> String {
+    format!(
+        "SELECT id, status_check_at AS due FROM messages
+         WHERE {awaiting} AND status_check_at <= {now}
+         ORDER BY status_check_at LIMIT {limit}",
+        awaiting = awaiting("")
+    )
+}
+
+/// Messages never asked whose status has not changed since `quiet_since`, oldest change
+/// first, at most `limit`, each due one quiet period (`now - quiet_since`) after its last
+/// change: one ordered range of the partial index `messages_awaiting_first_check`.
+fn first_sql(now: &str, quiet_since: &str, limit: &str) -> String {
+    format!(
+        "SELECT id, updated_at + ({now} - {quiet_since}) AS due FROM messages
+         WHERE {awaiting} AND status_check_at IS NULL AND updated_at <= {quiet_since}
+         ORDER BY updated_at LIMIT {limit}",
+        awaiting = awaiting("")
+    )
+}
+
 /// Claims up to `$4` messages due a question to the provider, held until `$3`: asked
-/// before and due again by `$1`, or never asked and unchanged since `$2` (due then one quiet
-/// period later), earliest due first. Each of the two is one ordered range of its partial
-/// index; the candidates of both are then locked, skipping those another pass holds, and
-/// checked again.
+/// before and due again by `$1`, or never asked and unchanged since `$2`, earliest due
+/// first. The candidates of both ranges ([`again_sql`], [`first_sql`]) are locked, skipping
+/// those another pass holds, and checked again.
 fn claim_status_checks_sql() -> String {
     format!(
         "WITH candidates AS (
-             (SELECT id, status_check_at AS due FROM messages
-              WHERE {awaiting} AND status_check_at <= $1
-              ORDER BY status_check_at LIMIT $4)
+             ({again})
              UNION ALL
-             (SELECT id, updated_at + ($1 - $2) AS due FROM messages
-              WHERE {awaiting} AND status_check_at IS NULL AND updated_at <= $2
-              ORDER BY updated_at LIMIT $4)
+             ({first})
          ), due AS MATERIALIZED (
              SELECT m.id, c.due FROM messages m JOIN candidates c ON c.id = m.id
              WHERE {awaiting_m}
@@ -267,7 +310,8 @@ fn claim_status_checks_sql() -> String {
          FROM due WHERE m.id = due.id
          RETURNING m.id, m.provider_sid, m.status, COALESCE(m.dispatched_at, m.updated_at),
              m.status_checks, due.due",
-        awaiting = awaiting(""),
+        again = again_sql("$1", "$4"),
+        first = first_sql("$1", "$2", "$4"),
         awaiting_m = awaiting("m."),
     )
 }
@@ -958,5 +1002,786 @@ impl DispatchStore for PgStore {
             log.write(&tx).await?;
         }
         tx.commit().await.map_err(pg_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use tokio_postgres::types::Type;
+
+    use super::super::outbox::tests::{at, campaign_in, entries, store_with_run};
+    use super::*;
+    use crate::domain::DeliveryReceipt;
+    use crate::store::{CampaignRun, OutboxStore as _, ReceiptStore as _};
+
+    /// `count` pending messages, none decided yet.
+    fn pending(count: usize) -> Vec<OutboxEntry> {
+        entries(count)
+            .into_iter()
+            .map(|entry| OutboxEntry {
+                status: MessageStatus::Pending,
+                decision: None,
+                ..entry
+            })
+            .collect()
+    }
+
+    fn decision(step: &str, outcome: MessageStatus, second: i64) -> AuditDecision {
+        AuditDecision {
+            step: step.into(),
+            outcome,
+            reason: format!("{step} said so"),
+            at: at(second),
+        }
+    }
+
+    fn queue(second: i64) -> Disposition {
+        Disposition::Queue {
+            sent_as: SendAs::ApprovedTemplate,
+            decision: decision("test", MessageStatus::Queued, second),
+        }
+    }
+
+    fn request(run: &CampaignRun, limit: u32) -> [ClaimRequest; 1] {
+        [ClaimRequest {
+            campaign_id: Some(run.campaign_id),
+            limit,
+        }]
+    }
+
+    async fn status_of_message(store: &PgStore, id: MessageId) -> MessageStatus {
+        store.get_message(id).await.unwrap().unwrap().status
+    }
+
+    #[tokio::test]
+    async fn claims_read_their_partial_indexes_in_order_without_sorting() {
+        let (store, _database) = super::super::scratch().await;
+        let client = store.client().await.unwrap();
+        // Whether the index can give the order, whatever the planner makes of an empty table.
+        client
+            .batch_execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+            .await
+            .unwrap();
+        let (campaign, now) = (Uuid::now_v7(), ts(at(0)));
+        let plans = [
+            (
+                due_candidates_sql(&whose(Some("$1")), "$2", "$3"),
+                "messages_due",
+                vec![Type::UUID, Type::TIMESTAMPTZ, Type::INT8],
+            ),
+            (
+                due_candidates_sql(&whose(None), "$1", "$2"),
+                "messages_due_replies",
+                vec![Type::TIMESTAMPTZ, Type::INT8],
+            ),
+            (
+                again_sql("$1", "$2"),
+                "messages_awaiting_status",
+                vec![Type::TIMESTAMPTZ, Type::INT8],
+            ),
+            (
+                first_sql("$1", "$2", "$3"),
+                "messages_awaiting_first_check",
+                vec![Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::INT8],
+            ),
+        ];
+        for (sql, index, types) in plans {
+            let statement = client
+                .prepare_typed(&format!("EXPLAIN (COSTS OFF) {sql}"), &types)
+                .await
+                .unwrap();
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match types.len() {
+                3 if types[0] == Type::UUID => vec![&campaign, &now, &100i64],
+                3 => vec![&now, &now, &100i64],
+                _ => vec![&now, &100i64],
+            };
+            let plan: Vec<String> = client
+                .query(&statement, &params)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains(&format!("Index Scan using {index} on")),
+                "{plan}"
+            );
+            assert!(!plan.contains("Sort"), "{plan}");
+        }
+    }
+
+    /// Two processes claiming from one database: every message is claimed, none twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_claims_from_two_processes_never_take_one_message_twice() {
+        let (store, run, database) = store_with_run().await;
+        store.enqueue(&run, pending(600), at(1)).await.unwrap();
+        let other = PgStore::connect(database.url()).await.unwrap();
+        let claimers =
+            [(store.clone(), "a"), (other, "b"), (store.clone(), "c")].map(|(store, owner)| {
+                let request = request(&run, 25);
+                tokio::spawn(async move {
+                    let mut claimed = Vec::new();
+                    loop {
+                        let now = at(2);
+                        let got = store
+                            .claim_due(&request, owner, now, now + Duration::minutes(2))
+                            .await
+                            .unwrap();
+                        if got.is_empty() {
+                            return claimed;
+                        }
+                        claimed.extend(got.into_iter().map(|m| (m.id, owner)));
+                    }
+                })
+            });
+        let mut all = Vec::new();
+        for claimer in claimers {
+            all.extend(claimer.await.unwrap());
+        }
+        let distinct: HashSet<_> = all.iter().map(|(id, _)| *id).collect();
+        assert_eq!(distinct.len(), all.len(), "a message was claimed twice");
+        assert_eq!(all.len(), 600);
+        let client = store.client().await.unwrap();
+        for (id, owner) in all.iter().step_by(37) {
+            let by: String = client
+                .query_one("SELECT claimed_by FROM messages WHERE id = $1", &[&id.0])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(by, *owner);
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_take_due_unleased_messages_of_sending_campaigns_earliest_first() {
+        let (store, run, _database) = store_with_run().await;
+        let batch = pending(5);
+        store.enqueue(&run, batch.clone(), at(0)).await.unwrap();
+        let paused = campaign_in(&store, "paused").await;
+        let paused_run = store.open_run(paused, "launch", None, at(0)).await.unwrap();
+        store.enqueue(&paused_run, pending(3), at(0)).await.unwrap();
+        let reply = OutboxEntry {
+            phone: PhoneNumber::parse("+94771111111").unwrap(),
+            ..pending(1).remove(0)
+        };
+        store.insert_reply(reply.clone(), at(0)).await.unwrap();
+
+        let now = at(10);
+        let lease = now + Duration::minutes(2);
+        let first = store
+            .claim_due(&request(&run, 2), "a", now, lease)
+            .await
+            .unwrap();
+        assert_eq!(
+            first.iter().map(|m| m.id).collect::<Vec<_>>(),
+            [batch[0].id, batch[1].id]
+        );
+        assert!(
+            first
+                .iter()
+                .all(|m| m.recipient.is_none() && m.attempts == 0)
+        );
+        // Deferred until later: not due before then.
+        store
+            .record_decisions(
+                vec![(
+                    first[0].id,
+                    Disposition::Defer {
+                        until: at(100),
+                        decision: decision("quiet_hours", MessageStatus::Deferred, 10),
+                    },
+                )],
+                "a",
+                now,
+            )
+            .await
+            .unwrap();
+        let rest = store
+            .claim_due(&request(&run, 10), "b", now, lease)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 3, "leased and deferred messages are not due");
+        let later = store
+            .claim_due(&request(&run, 10), "b", at(100), at(200))
+            .await
+            .unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!(
+            (later[0].id, later[0].status),
+            (batch[0].id, MessageStatus::Deferred)
+        );
+        let paused = [ClaimRequest {
+            campaign_id: Some(paused),
+            limit: 10,
+        }];
+        assert!(
+            store
+                .claim_due(&paused, "a", now, lease)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let replies = [ClaimRequest {
+            campaign_id: None,
+            limit: 10,
+        }];
+        let claimed = store.claim_due(&replies, "a", now, lease).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!((claimed[0].id, claimed[0].campaign_id), (reply.id, None));
+    }
+
+    #[tokio::test]
+    async fn what_the_policies_need_about_a_recipient_is_read_with_the_claim() {
+        let (store, run, _database) = store_with_run().await;
+        let batch = pending(3);
+        let phone = batch[0].phone.as_str().to_owned();
+        let client = store.client().await.unwrap();
+        client
+            .execute(
+                "INSERT INTO users (phone, consent_state, timezone, last_inbound_at, created_at,
+                     updated_at) VALUES ($1, 'OPT_IN', 'Asia/Colombo', $2, 'epoch', 'epoch')",
+                &[&phone, &at(-60)],
+            )
+            .await
+            .unwrap();
+        store.enqueue(&run, batch.clone(), at(0)).await.unwrap();
+        // Two messages already released to the same user today, one as a template.
+        for (second, sent_as) in [(-3600, "template"), (-1800, "text")] {
+            client
+                .execute(
+                    "INSERT INTO messages (id, phone, body, status, due_at, created_at,
+                         updated_at, sent_as, dispatched_at)
+                     VALUES ($1, $2, 'x', 'delivered', $3, $3, $3, $4, $3)",
+                    &[&Uuid::now_v7(), &phone, &at(second), &sent_as],
+                )
+                .await
+                .unwrap();
+        }
+        let claimed = store
+            .claim_due(&request(&run, 1), "a", at(1), at(100))
+            .await
+            .unwrap();
+        let recipient = claimed[0].recipient.clone().unwrap();
+        assert_eq!(recipient.consent, Consent::OptIn);
+        assert_eq!(recipient.timezone.unwrap().to_string(), "Asia/Colombo");
+        assert_eq!(recipient.last_inbound_at, Some(at(-60)));
+        assert_eq!(recipient.sent_last_24_hours, 2);
+        assert!(recipient.conversation_open);
+        assert_eq!(
+            store.conversations_since(at(-7200)).await.unwrap(),
+            (1, Some(at(-3600)))
+        );
+    }
+
+    /// A dispatcher that lost its claims (they were ended and another claimed the messages)
+    /// and one whose send was resolved otherwise change nothing when they wake up.
+    #[tokio::test]
+    async fn late_steps_change_nothing_they_no_longer_hold() {
+        let (store, run, _database) = store_with_run().await;
+        let batch = pending(3);
+        store.enqueue(&run, batch.clone(), at(0)).await.unwrap();
+        let ids: Vec<MessageId> = batch.iter().map(|e| e.id).collect();
+        let lease = Duration::minutes(2);
+        store
+            .claim_due(&request(&run, 10), "a", at(1), at(1) + lease)
+            .await
+            .unwrap();
+        store
+            .record_decisions(ids.iter().map(|id| (*id, queue(2))).collect(), "a", at(2))
+            .await
+            .unwrap();
+        // "a" is taken for dead: its claims end and "b" takes the messages.
+        assert_eq!(store.release_claims("b", at(3), at(20)).await.unwrap(), 3);
+        let taken = store
+            .claim_due(&request(&run, 10), "b", at(3), at(3) + lease)
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 3);
+        assert!(
+            store
+                .mark_sending(ids.clone(), "a", at(4), at(4) + lease)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not a's to send any more"
+        );
+        store
+            .record_decisions(
+                vec![(
+                    ids[0],
+                    Disposition::Skip(decision("late", MessageStatus::Skipped, 4)),
+                )],
+                "a",
+                at(4),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            status_of_message(&store, ids[0]).await,
+            MessageStatus::Queued
+        );
+
+        let marked = store
+            .mark_sending(ids.clone(), "b", at(5), at(5) + lease)
+            .await
+            .unwrap();
+        assert_eq!(marked, ids, "in the order given");
+        store
+            .record_send_outcomes(
+                vec![(
+                    ids[0],
+                    SendOutcome::Accepted {
+                        provider_sid: "SM1".into(),
+                        status: MessageStatus::Sent,
+                    },
+                )],
+                at(6),
+            )
+            .await
+            .unwrap();
+        // A late answer for the same message (a lookup that overtook the send's own answer).
+        store
+            .record_send_outcomes(
+                vec![(
+                    ids[0],
+                    SendOutcome::Retry {
+                        at: at(60),
+                        decision: decision("send", MessageStatus::Queued, 7),
+                    },
+                )],
+                at(7),
+            )
+            .await
+            .unwrap();
+        let message = store.get_message(ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                message.status,
+                message.provider_sid.as_deref(),
+                message.attempts
+            ),
+            (MessageStatus::Sent, Some("SM1"), 1)
+        );
+        // A message that was skipped by a cancel meanwhile is not queued by a decision.
+        let cancelled = store
+            .skip_unsent(
+                run.campaign_id,
+                decision("cancel", MessageStatus::Skipped, 8),
+            )
+            .await
+            .unwrap();
+        assert_eq!(cancelled, 0, "nothing unsent is left");
+        assert_eq!(
+            store.count_unsent(run.campaign_id).await.unwrap(),
+            2,
+            "two sends still without an answer"
+        );
+    }
+
+    #[tokio::test]
+    async fn outcomes_move_sends_on_and_21610_opts_the_user_out() {
+        let (store, run, _database) = store_with_run().await;
+        let batch = pending(4);
+        let client = store.client().await.unwrap();
+        client
+            .execute(
+                "INSERT INTO users (phone, consent_state, created_at, updated_at)
+                 VALUES ($1, 'OPT_IN', 'epoch', 'epoch')",
+                &[&batch[2].phone.as_str()],
+            )
+            .await
+            .unwrap();
+        store.enqueue(&run, batch.clone(), at(0)).await.unwrap();
+        let ids: Vec<MessageId> = batch.iter().map(|e| e.id).collect();
+        let lease = Duration::minutes(2);
+        store
+            .claim_due(&request(&run, 10), "a", at(1), at(1) + lease)
+            .await
+            .unwrap();
+        store
+            .record_decisions(ids.iter().map(|id| (*id, queue(1))).collect(), "a", at(1))
+            .await
+            .unwrap();
+        store
+            .mark_sending(ids.clone(), "a", at(2), at(2) + lease)
+            .await
+            .unwrap();
+        // A status that overtook the provider's answer waits for the SID.
+        store
+            .record_receipt(&DeliveryReceipt {
+                message_sid: "SM0".into(),
+                provider_status: "delivered".into(),
+                status: Some(MessageStatus::Delivered),
+                error_code: None,
+                received_at: at(3),
+                raw: Default::default(),
+            })
+            .await
+            .unwrap();
+        store
+            .record_send_outcomes(
+                vec![
+                    (
+                        ids[0],
+                        SendOutcome::Accepted {
+                            provider_sid: "SM0".into(),
+                            status: MessageStatus::Sending,
+                        },
+                    ),
+                    (
+                        ids[1],
+                        SendOutcome::Retry {
+                            at: at(30),
+                            decision: decision("send", MessageStatus::Queued, 4),
+                        },
+                    ),
+                    (
+                        ids[2],
+                        SendOutcome::Failed {
+                            error_code: Some("21610".into()),
+                            decision: decision("send", MessageStatus::Failed, 4),
+                        },
+                    ),
+                    (
+                        ids[3],
+                        SendOutcome::Unresolved {
+                            check_at: at(50),
+                            decision: decision("send", MessageStatus::Sending, 4),
+                        },
+                    ),
+                ],
+                at(4),
+            )
+            .await
+            .unwrap();
+        let delivered = store.get_message(ids[0]).await.unwrap().unwrap();
+        assert_eq!(delivered.status, MessageStatus::Delivered);
+        let statuses: Vec<_> = delivered.history.iter().map(|h| h.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                MessageStatus::Pending,
+                MessageStatus::Queued,
+                MessageStatus::Sending,
+                MessageStatus::Delivered
+            ]
+        );
+        let retried = store.get_message(ids[1]).await.unwrap().unwrap();
+        assert_eq!(retried.status, MessageStatus::Queued);
+        let failed = store.get_message(ids[2]).await.unwrap().unwrap();
+        assert_eq!(
+            (failed.status, failed.error_code.as_deref()),
+            (MessageStatus::Failed, Some("21610"))
+        );
+        let consent: String = client
+            .query_one(
+                "SELECT consent_state FROM users WHERE phone = $1",
+                &[&batch[2].phone.as_str()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(consent, Consent::OptOut.as_str());
+        assert_eq!(
+            store.count_unsent(run.campaign_id).await.unwrap(),
+            2,
+            "the retry, and the send whose fate is unknown"
+        );
+
+        // The unresolved send is looked up once its lease (the check time) ends.
+        assert!(
+            store
+                .claim_unresolved("b", at(49), at(100), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let unresolved = store
+            .claim_unresolved("b", at(50), at(100), 10)
+            .await
+            .unwrap();
+        assert_eq!(unresolved.len(), 1);
+        assert_eq!(unresolved[0].message.id, ids[3]);
+        assert_eq!(unresolved[0].sending_since, at(2));
+        assert_eq!(unresolved[0].message.attempts, 1);
+        assert!(
+            store
+                .claim_unresolved("c", at(50), at(100), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "claimed until the lookup is done"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_claims_of_dispatchers_that_stopped_end_and_the_living_keep_theirs() {
+        let (store, run, _database) = store_with_run().await;
+        let batch = pending(6);
+        store.enqueue(&run, batch.clone(), at(0)).await.unwrap();
+        let ids: Vec<MessageId> = batch.iter().map(|e| e.id).collect();
+        let lease = at(1) + Duration::minutes(2);
+        store
+            .claim_due(&request(&run, 3), "alive", at(1), lease)
+            .await
+            .unwrap();
+        store
+            .claim_due(&request(&run, 3), "dead", at(1), lease)
+            .await
+            .unwrap();
+        // "dead" had two of its messages on their way to the provider.
+        store
+            .record_decisions(
+                ids[3..5].iter().map(|id| (*id, queue(1))).collect(),
+                "dead",
+                at(1),
+            )
+            .await
+            .unwrap();
+        store
+            .mark_sending(ids[3..5].to_vec(), "dead", at(1), lease)
+            .await
+            .unwrap();
+        crate::store::CoordinationStore::heartbeat(&store, "alive", "alive", at(30))
+            .await
+            .unwrap();
+        crate::store::CoordinationStore::heartbeat(&store, "leader", "leader", at(30))
+            .await
+            .unwrap();
+        let released = store
+            .release_claims("leader", at(20), at(35))
+            .await
+            .unwrap();
+        assert_eq!(released, 3);
+        let retaken = store
+            .claim_due(&request(&run, 10), "leader", at(20), at(60))
+            .await
+            .unwrap();
+        assert_eq!(retaken.len(), 1, "the waiting one, at once");
+        assert_eq!(retaken[0].id, ids[5]);
+        assert!(
+            store
+                .claim_unresolved("leader", at(34), at(60), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "the sends, only once none can still be in flight"
+        );
+        let looked_up = store
+            .claim_unresolved("leader", at(35), at(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(looked_up.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn status_checks_are_claimed_by_time_due_and_given_up_once() {
+        let (store, run, _database) = store_with_run().await;
+        let batch = pending(3);
+        store.enqueue(&run, batch.clone(), at(0)).await.unwrap();
+        let ids: Vec<MessageId> = batch.iter().map(|e| e.id).collect();
+        let lease = Duration::minutes(2);
+        store
+            .claim_due(&request(&run, 10), "a", at(1), at(1) + lease)
+            .await
+            .unwrap();
+        store
+            .record_decisions(ids.iter().map(|id| (*id, queue(1))).collect(), "a", at(1))
+            .await
+            .unwrap();
+        store
+            .mark_sending(ids.clone(), "a", at(1), at(1) + lease)
+            .await
+            .unwrap();
+        // Accepted one after the other: the oldest change first.
+        for (i, id) in ids.iter().enumerate().rev() {
+            store
+                .record_acceptance(
+                    *id,
+                    &format!("SM{i}"),
+                    MessageStatus::Sent,
+                    at(10 - i as i64),
+                )
+                .await
+                .unwrap();
+        }
+        let quiet = Duration::minutes(10);
+        assert!(
+            store
+                .claim_status_checks(at(100), at(100) - quiet, at(200), 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not quiet for long enough yet"
+        );
+        let now = at(1000);
+        let claimed = store
+            .claim_status_checks(now, now - quiet, now + Duration::seconds(30), 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            claimed.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [ids[2], ids[1]],
+            "oldest change first"
+        );
+        assert_eq!(claimed[0].provider_sid, "SM2");
+        assert_eq!(claimed[0].status, MessageStatus::Sent);
+        assert_eq!(claimed[0].sent_at, at(1));
+        let more = store
+            .claim_status_checks(now, now - quiet, now + Duration::seconds(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            more.iter().map(|c| c.id).collect::<Vec<_>>(),
+            [ids[0]],
+            "those held are not asked about again meanwhile"
+        );
+        store
+            .record_status_checks(vec![
+                (ids[2], NextCheck::At(now + Duration::minutes(5))),
+                (
+                    ids[1],
+                    NextCheck::GiveUp(decision("status_check", MessageStatus::Sent, 1000)),
+                ),
+            ])
+            .await
+            .unwrap();
+        let later = now + Duration::days(30);
+        let again = store
+            .claim_status_checks(later, later - quiet, later + Duration::seconds(30), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            again.iter().map(|c| (c.id, c.checks)).collect::<Vec<_>>(),
+            [(ids[0], 0), (ids[2], 1)],
+            "asked again when due; given up, never"
+        );
+        let given_up = store.get_message(ids[1]).await.unwrap().unwrap();
+        assert_eq!(given_up.decisions.last().unwrap().step, "status_check");
+        // A status that arrived meanwhile: no longer awaited, left as it is.
+        store
+            .record_receipt(&DeliveryReceipt {
+                message_sid: "SM0".into(),
+                provider_status: "read".into(),
+                status: Some(MessageStatus::Read),
+                error_code: None,
+                received_at: later,
+                raw: Default::default(),
+            })
+            .await
+            .unwrap();
+        store
+            .record_status_checks(vec![(ids[0], NextCheck::At(later))])
+            .await
+            .unwrap();
+        let client = store.client().await.unwrap();
+        let checks: i32 = client
+            .query_one(
+                "SELECT status_checks FROM messages WHERE id = $1",
+                &[&ids[0].0],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(checks, 0);
+    }
+
+    /// Two passes asking the provider at once, from two processes, never hold one message.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_status_check_passes_never_hold_one_message_twice() {
+        let (store, database) = super::super::scratch().await;
+        let other = PgStore::connect(database.url()).await.unwrap();
+        let client = store.client().await.unwrap();
+        client
+            .execute(
+                "INSERT INTO messages (id, phone, body, status, provider_sid, due_at, created_at,
+                     updated_at)
+                 SELECT gen_random_uuid(), '+9477' || lpad(i::text, 7, '0'), 'x', 'sent',
+                     'SM' || i, 'epoch', 'epoch', 'epoch'
+                 FROM generate_series(1, 300) i",
+                &[],
+            )
+            .await
+            .unwrap();
+        let passes = [store.clone(), other, store.clone()].map(|store| {
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                loop {
+                    let now = at(0);
+                    let got = store
+                        .claim_status_checks(now, now, now + Duration::minutes(1), 20)
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        return held;
+                    }
+                    held.extend(got.into_iter().map(|c| c.id));
+                }
+            })
+        });
+        let mut all = Vec::new();
+        for pass in passes {
+            all.extend(pass.await.unwrap());
+        }
+        let distinct: HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+        assert_eq!(all.len(), 300);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_processes_taking_a_free_lease_at_once_one_takes_it() {
+        let (store, database) = super::super::scratch().await;
+        let other = PgStore::connect(database.url()).await.unwrap();
+        let takers = (0..8).map(|i| {
+            let store = if i % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
+            tokio::spawn(async move {
+                store
+                    .take_sender_lease(&format!("p{i}"), "x", at(0), at(15))
+                    .await
+                    .unwrap()
+            })
+        });
+        let mut leases = Vec::new();
+        for taker in takers {
+            leases.push(taker.await.unwrap());
+        }
+        let holders: HashSet<_> = leases.iter().map(|l| l.holder.clone()).collect();
+        assert_eq!(holders.len(), 1, "{leases:?}");
+        assert_eq!(leases.iter().filter(|l| l.taken).count(), 1, "{leases:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_written_with_the_decision_taken_at_once() {
+        let (store, _database) = super::super::scratch().await;
+        let mut reply = pending(1).remove(0);
+        let skipped = decision("consent", MessageStatus::Skipped, 5);
+        reply.status = MessageStatus::Skipped;
+        reply.decision = Some(skipped.clone());
+        reply.content_variables = Some([("1".to_owned(), "Asha".to_owned())].into());
+        store.insert_reply(reply.clone(), at(5)).await.unwrap();
+        let message = store.get_message(reply.id).await.unwrap().unwrap();
+        assert_eq!(
+            (message.status, message.campaign_id, message.run_id),
+            (MessageStatus::Skipped, None, None)
+        );
+        assert_eq!(message.decisions, [skipped]);
+        assert_eq!(message.history.len(), 2);
+    }
+
+    #[test]
+    fn rounds_keep_order_and_never_repeat_a_message() {
+        let (a, b) = (MessageId::new(), MessageId::new());
+        let split = rounds(vec![(a, 1), (b, 2), (a, 3), (a, 4), (b, 5)]);
+        assert_eq!(
+            split,
+            [vec![(a, 1), (b, 2)], vec![(a, 3), (b, 5)], vec![(a, 4)]]
+        );
     }
 }

@@ -517,3 +517,251 @@ impl ReceiptStore for PgStore {
         Ok(changes.get(message.0).map_or(status, |m| m.status))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone as _;
+
+    use super::*;
+    use crate::domain::PhoneNumber;
+    use crate::store::postgres::ScratchDatabase;
+    use crate::store::{OutboxStore as _, StatsStore as _, UserStore as _};
+
+    fn at(second: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + second, 0).unwrap()
+    }
+
+    fn receipt(sid: &str, status: &str, error: Option<&str>, second: i64) -> DeliveryReceipt {
+        DeliveryReceipt {
+            message_sid: sid.into(),
+            provider_status: status.into(),
+            status: MessageStatus::from_twilio(status),
+            error_code: error.map(str::to_owned),
+            received_at: at(second),
+            raw: [("MessageSid".to_owned(), sid.to_owned())].into(),
+        }
+    }
+
+    const PHONE: &str = "+14155552671";
+
+    /// A message already handed to the provider (`sending`) to `phone`, as the dispatcher
+    /// leaves it just before the provider answers, written with plain SQL.
+    async fn message_in_flight(store: &PgStore, phone: &str) -> MessageId {
+        let id = MessageId::new();
+        let client = store.client().await.unwrap();
+        client
+            .execute(
+                "INSERT INTO users (phone, consent_state, created_at, updated_at)
+                 VALUES ($1, 'OPT_IN', 'epoch', 'epoch') ON CONFLICT DO NOTHING",
+                &[&phone],
+            )
+            .await
+            .unwrap();
+        client
+            .execute(
+                "INSERT INTO messages (id, phone, body, status, due_at, created_at, updated_at)
+                 VALUES ($1, $2, 'hi', 'sending', 'epoch', 'epoch', 'epoch')",
+                &[&id.0, &phone],
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn store_with_message_in_flight() -> (PgStore, MessageId, ScratchDatabase) {
+        let (store, database) = super::super::scratch().await;
+        let id = message_in_flight(&store, PHONE).await;
+        (store, id, database)
+    }
+
+    #[tokio::test]
+    async fn statuses_apply_in_order_and_repeats_do_nothing() {
+        let (store, id, _database) = store_with_message_in_flight().await;
+        let accepted = store
+            .record_acceptance(id, "SM1", MessageStatus::Sending, at(0))
+            .await
+            .unwrap();
+        assert_eq!(accepted, MessageStatus::Sending);
+        let sent = receipt("SM1", "sent", None, 1);
+        assert_eq!(
+            store.record_receipt(&sent).await.unwrap(),
+            ReceiptOutcome::Applied(MessageStatus::Sent)
+        );
+        assert_eq!(
+            store.record_receipt(&sent).await.unwrap(),
+            ReceiptOutcome::Duplicate
+        );
+        let delivered = receipt("SM1", "delivered", None, 2);
+        assert_eq!(
+            store.record_receipt(&delivered).await.unwrap(),
+            ReceiptOutcome::Applied(MessageStatus::Delivered)
+        );
+    }
+
+    #[tokio::test]
+    async fn status_never_moves_backwards() {
+        let (store, id, _database) = store_with_message_in_flight().await;
+        store
+            .record_acceptance(id, "SM1", MessageStatus::Sending, at(0))
+            .await
+            .unwrap();
+        store
+            .record_receipt(&receipt("SM1", "read", None, 2))
+            .await
+            .unwrap();
+        // Twilio's `sent` arrives after `read`: kept as a receipt, the message stays read.
+        assert_eq!(
+            store
+                .record_receipt(&receipt("SM1", "sent", None, 3))
+                .await
+                .unwrap(),
+            ReceiptOutcome::Ignored(MessageStatus::Read)
+        );
+        let message = store.get_message(id).await.unwrap().unwrap();
+        assert_eq!(message.status, MessageStatus::Read);
+        let client = store.client().await.unwrap();
+        let count: i64 = client
+            .query_one("SELECT COUNT(*) FROM receipts", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 2, "the late receipt is recorded");
+    }
+
+    #[tokio::test]
+    async fn a_status_for_an_unknown_sid_waits_for_the_sid() {
+        let (store, id, _database) = store_with_message_in_flight().await;
+        // The callback overtakes the provider's answer.
+        assert_eq!(
+            store
+                .record_receipt(&receipt("SM9", "sent", None, 1))
+                .await
+                .unwrap(),
+            ReceiptOutcome::Parked
+        );
+        assert_eq!(
+            store
+                .record_receipt(&receipt("SM9", "delivered", None, 2))
+                .await
+                .unwrap(),
+            ReceiptOutcome::Parked
+        );
+        let status = store
+            .record_acceptance(id, "SM9", MessageStatus::Sending, at(3))
+            .await
+            .unwrap();
+        assert_eq!(status, MessageStatus::Delivered);
+        let history: Vec<_> = store
+            .get_message(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .history
+            .into_iter()
+            .map(|h| h.status)
+            .collect();
+        assert_eq!(
+            history,
+            [
+                MessageStatus::Pending,
+                MessageStatus::Sent,
+                MessageStatus::Delivered
+            ]
+        );
+        let client = store.client().await.unwrap();
+        let outcomes: Vec<String> = client
+            .query("SELECT outcome FROM receipts ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(outcomes, ["applied", "applied"]);
+    }
+
+    #[tokio::test]
+    async fn error_21610_opts_the_user_out() {
+        let (store, id, _database) = store_with_message_in_flight().await;
+        store
+            .record_acceptance(id, "SM1", MessageStatus::Sending, at(0))
+            .await
+            .unwrap();
+        let outcome = store
+            .record_receipt(&receipt("SM1", "failed", Some("21610"), 1))
+            .await
+            .unwrap();
+        assert_eq!(outcome, ReceiptOutcome::Applied(MessageStatus::Failed));
+        let phone = PhoneNumber::parse(PHONE).unwrap();
+        let user = store.get_user(&phone).await.unwrap().unwrap();
+        assert_eq!(user.consent_state, Consent::OptOut);
+        let message = store.get_message(id).await.unwrap().unwrap();
+        assert_eq!(message.error_code.as_deref(), Some("21610"));
+        let counts = store.message_counts(None).await.unwrap();
+        assert_eq!(counts.by_status[&MessageStatus::Failed], 1);
+        assert_eq!(counts.by_error_code["21610"], 1);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_message_is_an_error_and_changes_nothing() {
+        let (store, _id, _database) = store_with_message_in_flight().await;
+        assert!(
+            store
+                .record_acceptance(MessageId::new(), "SM1", MessageStatus::Sent, at(0))
+                .await
+                .is_err()
+        );
+    }
+
+    /// A callback and the provider's answer for the same SID, arriving together in two
+    /// processes: whichever commits second sees the other, so the status is never left
+    /// parked.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_receipt_racing_the_recording_of_its_sid_is_applied_either_way() {
+        let (store, database) = super::super::scratch().await;
+        let other = PgStore::connect(database.url()).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..40 {
+            ids.push(message_in_flight(&store, &format!("+9477100{i:04}")).await);
+        }
+        let races = ids.iter().enumerate().map(|(i, id)| {
+            let (store, other, id) = (store.clone(), other.clone(), *id);
+            let sid = format!("SM{i}");
+            tokio::spawn(async move {
+                let callback = receipt(&sid, "delivered", None, 2);
+                let (acceptance, outcome) = tokio::join!(
+                    store.record_acceptance(id, &sid, MessageStatus::Sending, at(1)),
+                    other.record_receipt(&callback),
+                );
+                (acceptance.unwrap(), outcome.unwrap())
+            })
+        });
+        for race in races {
+            let (status, outcome) = race.await.unwrap();
+            assert!(
+                matches!(
+                    outcome,
+                    ReceiptOutcome::Parked | ReceiptOutcome::Applied(MessageStatus::Delivered)
+                ),
+                "{outcome:?}"
+            );
+            assert!(
+                outcome == ReceiptOutcome::Parked || status == MessageStatus::Sending,
+                "{status:?} {outcome:?}"
+            );
+        }
+        for id in ids {
+            let message = store.get_message(id).await.unwrap().unwrap();
+            assert_eq!(message.status, MessageStatus::Delivered, "{id}");
+        }
+        let client = store.client().await.unwrap();
+        let parked: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM receipts WHERE outcome = 'parked'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(parked, 0);
+    }
+}
