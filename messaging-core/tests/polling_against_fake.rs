@@ -410,3 +410,29 @@ async fn the_started_engine_polls_twilio_until_it_stops() {
     sandbox.stop();
     sandbox.finished().await;
 }
+
+/// The mark polling keeps per source, through the store port on the backend `TEST_STORE`
+/// names: it only moves forward, so a slower process polling the same database never moves
+/// it back.
+#[tokio::test]
+async fn the_mark_of_each_source_only_moves_forward() {
+    let t = common::engine().await;
+    let store = &t.store;
+    let at = common::start_time();
+    assert_eq!(store.polled_until("twilio AC1 a").await.unwrap(), None);
+    store.set_polled_until("twilio AC1 a", at).await.unwrap();
+    store
+        .set_polled_until("twilio AC1 a", at - TimeDelta::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(store.polled_until("twilio AC1 a").await.unwrap(), Some(at));
+    assert_eq!(store.polled_until("twilio AC2 a").await.unwrap(), None);
+    let later = at + TimeDelta::seconds(30);
+    store.set_polled_until("twilio AC1 a", later).await.unwrap();
+    assert_eq!(
+        store.polled_until("twilio AC1 a").await.unwrap(),
+        Some(later),
+        "{}",
+        t.backend
+    );
+}

@@ -36,7 +36,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-pub use scratch::ScratchDatabase;
+pub use scratch::{DEFAULT_SCRATCH_SERVER, SCRATCH_SERVER_VARIABLE, ScratchDatabase};
 
 use super::StoreError;
 

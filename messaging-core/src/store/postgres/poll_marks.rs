@@ -47,32 +47,3 @@ impl PollStore for PgStore {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use chrono::TimeDelta;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn the_mark_of_each_source_only_moves_forward() {
-        let (store, _database) = super::super::scratch().await;
-        let at = DateTime::parse_from_rfc3339("2026-11-24T21:17:41Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(store.polled_until("twilio AC1 a").await.unwrap(), None);
-        store.set_polled_until("twilio AC1 a", at).await.unwrap();
-        store
-            .set_polled_until("twilio AC1 a", at - TimeDelta::minutes(5))
-            .await
-            .unwrap();
-        assert_eq!(store.polled_until("twilio AC1 a").await.unwrap(), Some(at));
-        assert_eq!(store.polled_until("twilio AC2 a").await.unwrap(), None);
-        let later = at + TimeDelta::seconds(30);
-        store.set_polled_until("twilio AC1 a", later).await.unwrap();
-        assert_eq!(
-            store.polled_until("twilio AC1 a").await.unwrap(),
-            Some(later)
-        );
-    }
-}
