@@ -205,21 +205,30 @@ fn log_decision(
     log(conn, id, at, decision.outcome, Some(decision))
 }
 
-/// The current status and phone of a message.
-fn current(
-    conn: &Connection,
-    id: MessageId,
-) -> Result<Option<(MessageStatus, String)>, StoreError> {
-    let row: Option<(String, String)> = conn
-        .prepare_cached("SELECT status, phone FROM messages WHERE id = ?")
+/// A message as the steps after its claim find it.
+struct Current {
+    status: MessageStatus,
+    phone: String,
+    /// The dispatcher whose claim it is (or was last).
+    claimed_by: Option<String>,
+}
+
+/// The current status, phone and claimer of a message.
+fn current(conn: &Connection, id: MessageId) -> Result<Option<Current>, StoreError> {
+    let row: Option<(String, String, Option<String>)> = conn
+        .prepare_cached("SELECT status, phone, claimed_by FROM messages WHERE id = ?")
         .and_then(|mut s| {
-            s.query_row([key(id.0)], |r| Ok((r.get(0)?, r.get(1)?)))
+            s.query_row([key(id.0)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
         })
         .map_err(db_error)?;
-    row.map(|(status, phone)| {
+    row.map(|(status, phone, claimed_by)| {
         MessageStatus::parse(&status)
-            .map(|s| (s, phone))
+            .map(|status| Current {
+                status,
+                phone,
+                claimed_by,
+            })
             .ok_or_else(|| corrupt(format!("unknown message status {status:?}")))
     })
     .transpose()
@@ -232,14 +241,15 @@ fn record_decision(
     disposition: &Disposition,
     now: i64,
 ) -> Result<(), StoreError> {
-    let Some((before, _)) = current(conn, id)? else {
+    let Some(Current {
+        status: before,
+        claimed_by,
+        ..
+    }) = current(conn, id)?
+    else {
         return Ok(());
     };
     // Claimed by another dispatcher since: theirs to decide.
-    let claimed_by: Option<String> = conn
-        .prepare_cached("SELECT claimed_by FROM messages WHERE id = ?")
-        .and_then(|mut s| s.query_row([key(id.0)], |r| r.get(0)))
-        .map_err(db_error)?;
     if claimed_by.as_deref().is_some_and(|by| by != owner) {
         return Ok(());
     }
@@ -284,7 +294,12 @@ fn record_outcome(
 ) -> Result<(), StoreError> {
     // An outcome only ever applies to a message that is still being sent: a late answer for
     // a message resolved otherwise meanwhile changes nothing.
-    let Some((MessageStatus::Sending, phone)) = current(conn, id)? else {
+    let Some(Current {
+        status: MessageStatus::Sending,
+        phone,
+        ..
+    }) = current(conn, id)?
+    else {
         return Ok(());
     };
     match outcome {
