@@ -25,16 +25,21 @@ pub type Limiter<C = MonotonicClock> =
 /// The quota for `per_second` messages a second (fractions allowed: 1/3 is one every 3 s).
 /// Rates that are not positive numbers are treated as one message a second.
 pub fn quota(per_second: f64) -> Quota {
-    let per_second = if per_second.is_finite() && per_second > 0.0 {
-        per_second
-    } else {
-        1.0
-    };
+    let per_second = usable_rate(per_second);
     let period = Duration::from_secs_f64(1.0 / per_second).max(Duration::from_nanos(1));
     let burst = (per_second / 20.0).floor().clamp(1.0, f64::from(u32::MAX)) as u32;
     Quota::with_period(period)
         .expect("the period is at least a nanosecond")
         .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
+/// `per_second` when it is a positive number, otherwise one message a second.
+pub fn usable_rate(per_second: f64) -> f64 {
+    if per_second.is_finite() && per_second > 0.0 {
+        per_second
+    } else {
+        1.0
+    }
 }
 
 /// A campaign's limiter and the rate it was made for.

@@ -23,6 +23,7 @@ use chrono::Utc;
 
 use crate::domain::CampaignId;
 use crate::engine::{Engine, EngineError};
+use crate::orchestrate::rate::usable_rate;
 
 /// The bucket of the sender's ceiling (`SEND_RATE_PER_SECOND`).
 pub(super) const SENDER_BUCKET: &str = "sender";
@@ -49,11 +50,7 @@ impl SharedRates {
     /// Waits until the bucket `key`, shared at `per_second` by every process, allows one
     /// more send.
     pub(super) async fn take(&self, key: &str, per_second: f64) -> Result<(), EngineError> {
-        let per_second = if per_second.is_finite() && per_second > 0.0 {
-            per_second
-        } else {
-            1.0
-        };
+        let per_second = usable_rate(per_second);
         let batch = (per_second / 20.0).floor().clamp(1.0, 256.0);
         loop {
             if self.take_unused(key) {
