@@ -13,9 +13,14 @@
 //! that began reading and later wanted to write could fail with "database is locked" at once
 //! when another process holds the lock, while an immediate one waits (`busy_timeout`) for it.
 //! A write that still finds the file locked after that is tried again a few times.
+//!
+//! Checkpoints (copying the write-ahead log back into the database file) run on a thread of
+//! their own, a passive one every quarter second ([`start_checkpointer`]). Left to SQLite,
+//! the commit that crosses the log's size limit runs the checkpoint itself, with its fsyncs,
+//! and the webhook that happened to make that commit waits for all of it.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +47,9 @@ const BULK_MAX_YIELD: Duration = Duration::from_millis(20);
 /// How many times a write that found the file locked by another process is tried.
 const LOCKED_ATTEMPTS: u32 = 3;
 
+/// How often the checkpointer copies the log back into the file (see the module docs).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// The writer and the readers of one database file.
 pub(crate) struct Database {
     writer: Mutex<Connection>,
@@ -49,6 +57,14 @@ pub(crate) struct Database {
     next_reader: AtomicUsize,
     /// Ordinary writes waiting for the writer, which bulk writes let go first.
     waiting_writes: AtomicUsize,
+    /// Set when the database is dropped, which stops its checkpointer.
+    closed: Arc<AtomicBool>,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Database {
@@ -61,8 +77,9 @@ impl Database {
         writer
             .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(db_error)?;
-        // Checkpoint every ~40 MB of WAL rather than every 4 MB: a bulk import commits batches
-        // larger than the default, which would otherwise checkpoint (and fsync) each commit.
+        // The checkpointer thread copies the log back; the writer checkpoints itself only if
+        // that falls behind by ~40 MB of log (a bulk import commits batches larger than the
+        // default 4 MB, which would otherwise checkpoint, and fsync, at each commit).
         writer
             .pragma_update(None, "wal_autocheckpoint", 10_000)
             .map_err(db_error)?;
@@ -79,11 +96,14 @@ impl Database {
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(db_error)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        start_checkpointer(path, Arc::clone(&closed))?;
         Ok(Self {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
             waiting_writes: AtomicUsize::new(0),
+            closed,
         })
     }
 
@@ -167,6 +187,28 @@ impl Database {
         .await
         .map_err(|_| StoreError::WorkerGone)?
     }
+}
+
+/// Starts the thread that checkpoints the file at `path` every [`CHECKPOINT_EVERY`] on a
+/// connection of its own, passively (it never waits for the writer or the readers, and
+/// copies what it can), until `closed` is set.
+fn start_checkpointer(path: &Path, closed: Arc<AtomicBool>) -> Result<(), StoreError> {
+    let conn = Connection::open(path).map_err(db_error)?;
+    configure(&conn).map_err(db_error)?;
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while !closed.load(Ordering::SeqCst) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(0)
+                }) {
+                    tracing::debug!(%error, "a checkpoint did not run");
+                }
+            }
+        })
+        .map_err(|e| StoreError::database(format!("cannot start the checkpointer: {e}")))?;
+    Ok(())
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
