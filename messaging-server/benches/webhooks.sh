@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Webhook benchmark: Twilio status callbacks, each with a valid X-Twilio-Signature and a
 # distinct (MessageSid, status) — so each is checked and written durably — against a release
-# server on loopback, driven by wrk; `/healthz` in the same run is the ceiling.
+# server on loopback, driven by wrk; `/healthz` in the same run is the ceiling. It runs on
+# SQLite, then on PostgreSQL (a fresh database on the server BENCH_POSTGRES_URL names,
+# dropped afterwards; psql must reach it).
 #
-#   bash messaging-server/benches/webhooks.sh            # 10 s per measurement
-#   DURATION=5 CONNECTIONS=32 bash messaging-server/benches/webhooks.sh
+#   bash messaging-server/benches/webhooks.sh            # 10 s per measurement, both backends
+#   DURATION=5 CONNECTIONS=32 BACKENDS=sqlite bash messaging-server/benches/webhooks.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,12 +17,21 @@ requests="${REQUESTS:-600000}"
 port="${PORT:-5093}"
 target="${CARGO_TARGET_DIR:-target}"
 token="bench-auth-token"
+backends="${BACKENDS:-sqlite postgres}"
+postgres_url="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+scratch="bench_webhooks_$$"
 
 command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 cargo build --release -p messaging-server --quiet
 
 dir="$(mktemp -d)"
-trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+cleanup() {
+    kill "${server:-0}" 2>/dev/null || true
+    wait "${server:-0}" 2>/dev/null || true
+    psql -q "$postgres_url" -c "DROP DATABASE IF EXISTS $scratch" 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
 
 # Signed bodies, generated ahead so the load tool only replays them.
 python3 - "$dir/requests.tsv" "$requests" "$port" "$token" <<'PY'
@@ -74,16 +85,6 @@ end
 LUA
 done
 
-DATABASE_URL="sqlite://$dir/bench.db" BIND="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" \
-TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_AUTH_TOKEN="$token" \
-TWILIO_WHATSAPP_NUMBER=whatsapp:+14155550100 TWILIO_API_BASE=http://127.0.0.1:9 RUST_LOG=error \
-    "$target/release/messaging-server" serve >"$dir/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do
-    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
-    sleep 0.1
-done
-
 summary() { # name, wrk output
     local rps p50 p99
     rps=$(grep "Requests/sec" <<<"$2" | awk '{print $2}')
@@ -94,13 +95,7 @@ summary() { # name, wrk output
     [ -z "$errors" ] || echo "    $errors"
 }
 
-ceiling=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port/healthz")
-summary "ceiling: GET /healthz" "$ceiling"
-webhooks=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$dir/replay-first.lua" "http://127.0.0.1:$port/twilio/status")
-summary "POST /twilio/status (signed, durable)" "$webhooks"
-
-# The same while a 1,000,000-row import streams into the same database: webhooks must not
-# wait behind the import's writes (it writes in small bulk transactions that let them first).
+# Users for the import that runs beside the webhooks (see below).
 python3 - "$dir/users.csv" <<'PY'
 import sys
 with open(sys.argv[1], "w") as out:
@@ -108,14 +103,50 @@ with open(sys.argv[1], "w") as out:
     for i in range(1_000_000):
         out.write(f"+9477{i:07},User {i},Colombo\n")
 PY
-import_started=$(date +%s.%N)
-curl -s -o "$dir/import.json" -X POST "http://127.0.0.1:$port/api/v1/ingestions/users" \
-     -H 'content-type: text/csv' --data-binary @"$dir/users.csv" &
-importing=$!
-during=$(wrk -t"$threads" -c"$connections" -d"${IMPORT_DURATION:-3}s" --latency -s "$dir/replay-second.lua" "http://127.0.0.1:$port/twilio/status")
-summary "POST /twilio/status during a 1M-row import" "$during"
-wait "$importing"
-import_seconds=$(python3 -c "import time; print(round(time.time() - $import_started, 2))")
-python3 -c "import json,sys; r=json.load(open('$dir/import.json'))['report']; print('import: %d rows, %d inserted, in $import_seconds s (the webhooks ran during its first ${IMPORT_DURATION:-3} s)' % (r['total'], r['inserted']))"
-rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
-echo "server peak RSS: $((rss / 1024)) MB; receipts stored: $(python3 -c "import sqlite3; print(sqlite3.connect('$dir/bench.db').execute('select count(*) from receipts').fetchone()[0])")"
+
+receipts_stored() {
+    case "$database_url" in
+        sqlite://*) python3 -c "import sqlite3; print(sqlite3.connect('$dir/bench.db').execute('select count(*) from receipts').fetchone()[0])" ;;
+        *) psql -qtA "$database_url" -c "SELECT count(*) FROM receipts" ;;
+    esac
+}
+
+for backend in $backends; do
+    case "$backend" in
+        sqlite) database_url="sqlite://$dir/bench.db" ;;
+        postgres)
+            psql -q "$postgres_url" -c "DROP DATABASE IF EXISTS $scratch" -c "CREATE DATABASE $scratch"
+            database_url="${postgres_url%/*}/$scratch" ;;
+        *) echo "unknown backend $backend (sqlite, postgres)" >&2; exit 2 ;;
+    esac
+    echo "--- $backend"
+    DATABASE_URL="$database_url" BIND="127.0.0.1:$port" PUBLIC_URL="http://127.0.0.1:$port" \
+    TWILIO_ACCOUNT_SID=AC00000000000000000000000000000000 TWILIO_AUTH_TOKEN="$token" \
+    TWILIO_WHATSAPP_NUMBER=whatsapp:+14155550100 TWILIO_API_BASE=http://127.0.0.1:9 RUST_LOG=error \
+        "$target/release/messaging-server" serve >"$dir/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 1 100); do
+        python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
+        sleep 0.1
+    done
+
+    ceiling=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port/healthz")
+    summary "ceiling: GET /healthz" "$ceiling"
+    webhooks=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$dir/replay-first.lua" "http://127.0.0.1:$port/twilio/status")
+    summary "POST /twilio/status (signed, durable)" "$webhooks"
+
+    # The same while a 1,000,000-row import streams into the same database: webhooks must not
+    # wait behind the import's writes (it writes in small bulk transactions that let them first).
+    import_started=$(date +%s.%N)
+    curl -s -o "$dir/import.json" -X POST "http://127.0.0.1:$port/api/v1/ingestions/users" \
+         -H 'content-type: text/csv' --data-binary @"$dir/users.csv" &
+    importing=$!
+    during=$(wrk -t"$threads" -c"$connections" -d"${IMPORT_DURATION:-3}s" --latency -s "$dir/replay-second.lua" "http://127.0.0.1:$port/twilio/status")
+    summary "POST /twilio/status during a 1M-row import" "$during"
+    wait "$importing"
+    import_seconds=$(python3 -c "import time; print(round(time.time() - $import_started, 2))")
+    python3 -c "import json,sys; r=json.load(open('$dir/import.json'))['report']; print('import: %d rows, %d inserted, in $import_seconds s (the webhooks ran during its first ${IMPORT_DURATION:-3} s)' % (r['total'], r['inserted']))"
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+    echo "server peak RSS: $((rss / 1024)) MB; receipts stored: $(receipts_stored)"
+    kill "$server"; wait "$server" 2>/dev/null || true
+done

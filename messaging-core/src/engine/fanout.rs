@@ -6,25 +6,35 @@
 //! decisions that can be taken at once are recorded with it (opted out, missing placeholder:
 //! skipped). Messages are unique per run and recipient, so running the fan-out of a run again
 //! (after a crash) adds only what is missing and never a second message.
+//!
+//! One engine at a time fans a run out, whichever process it is in: it holds the run's lease
+//! in the store ([`OutboxStore::lease_run`], 15 s, renewed every 5 s while it works) and,
+//! within the process, the run's place in [`Fanning`]. Another that finds the run held
+//! leaves it (completing runs) or waits for it (a launch, which answers the run's count); a
+//! process that dies mid-way leaves a lease that runs out, and the next one to try takes it
+//! and adds only what is missing.
+//!
+//! [`OutboxStore::lease_run`]: crate::store::OutboxStore::lease_run
 
 mod ids;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::domain::{
-    AuditDecision, Campaign, CampaignCommand, CampaignId, Message, MessageId, MessageStatus,
+    AuditDecision, Campaign, CampaignCommand, CampaignId, Message, MessageId, MessageStatus, RunId,
     Trigger, TriggerEvent, User,
 };
 use crate::orchestrate::policy::{self, Verdict};
 use crate::segment::SegmentRule;
-use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest};
+use crate::store::{CampaignRun, MessageQuery, OutboxEntry, Page, PageRequest, RunLease};
 use crate::template::{CompiledTemplate, RenderContext, RenderError, Rendered};
 
 use self::ids::MessageIds;
@@ -39,6 +49,67 @@ const FAN_OUT_BATCH: u32 = 5_000;
 /// A run stops when this many recipients in a row, from its start, could not be rendered
 /// within the budget (see [`RenderError::is_over_budget`]): the template is at fault.
 const OVER_BUDGET_STOP: u32 = 100;
+
+/// How long a fan-out's lease lasts unless renewed: how soon another process finishes the
+/// fan-out of one that died.
+const RUN_LEASE: Duration = Duration::from_secs(15);
+
+/// How often a fan-out renews its lease.
+const RUN_LEASE_RENEWAL: Duration = Duration::from_secs(5);
+
+/// How often a launch looks again at a launch run another process is fanning out.
+const RUN_WAIT_STEP: Duration = Duration::from_millis(200);
+
+/// The longest a launch waits for a launch run another process is fanning out: far more
+/// than a fan-out of millions takes, and a bound however the other process fares.
+const RUN_WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+/// The runs one engine is fanning out right now (see the module docs).
+#[derive(Debug, Default)]
+pub(super) struct Fanning(Mutex<HashSet<RunId>>);
+
+/// A run's place in [`Fanning`], given back when dropped (whatever ends the fan-out).
+struct FanningRun<'a> {
+    fanning: &'a Fanning,
+    run: RunId,
+}
+
+impl Fanning {
+    /// Takes `run`'s place, unless another task of this engine holds it.
+    fn take(&self, run: RunId) -> Option<FanningRun<'_>> {
+        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(run);
+        // Built only when taken (never `then_some`, which builds it either way): dropping
+        // one gives the place back, so one built here in vain would free another's place
+        // and wait for the lock still held.
+        if taken {
+            Some(FanningRun { fanning: self, run })
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for FanningRun<'_> {
+    fn drop(&mut self) {
+        let mut runs = self.fanning.0.lock().unwrap_or_else(|e| e.into_inner());
+        runs.remove(&self.run);
+    }
+}
+
+/// What became of an attempt at a run's fan-out.
+pub(super) enum FanOut {
+    /// This attempt fanned the run out.
+    Done(RunSummary),
+    /// The run had been fanned out already (by another process, just before).
+    Finished(RunSummary),
+    /// Someone else is fanning it out right now.
+    Elsewhere,
+}
+
+/// [`RUN_LEASE`] as the clock counts it.
+fn lease_length() -> chrono::Duration {
+    chrono::Duration::from_std(RUN_LEASE).unwrap_or(chrono::Duration::MAX)
+}
 
 /// What every batch of one fan-out shares.
 struct Recipients {
@@ -101,11 +172,95 @@ impl Engine {
             .store
             .open_run(campaign.id, &trigger_key, event_id, self.clock.now())
             .await?;
-        self.fan_out_run(campaign, run, event).await
+        // Another process (or this one's run completion) may be on it already: its count
+        // is the answer once it is done.
+        let waiting_since = std::time::Instant::now();
+        loop {
+            match self.fan_out_run(campaign, run.clone(), event).await? {
+                FanOut::Done(summary) | FanOut::Finished(summary) => return Ok(summary),
+                FanOut::Elsewhere if waiting_since.elapsed() < RUN_WAIT_LIMIT => {
+                    tokio::time::sleep(RUN_WAIT_STEP).await;
+                }
+                FanOut::Elsewhere => {
+                    return Err(EngineError::Conflict(format!(
+                        "the run {} of campaign {} is still being fanned out by another \
+                         process after {} s; its messages go out as it completes",
+                        run.id,
+                        campaign.id,
+                        RUN_WAIT_LIMIT.as_secs()
+                    )));
+                }
+            }
+        }
     }
 
-    /// Fans out an opened run (see [`Engine::fan_out`]).
+    /// Fans out an opened run (see [`Engine::fan_out`]) under its lease, unless someone
+    /// else holds that.
     pub(super) async fn fan_out_run(
+        &self,
+        campaign: &Campaign,
+        run: CampaignRun,
+        event: Option<&TriggerEvent>,
+    ) -> Result<FanOut, EngineError> {
+        let Some(_place) = self.fanning.take(run.id) else {
+            return Ok(FanOut::Elsewhere);
+        };
+        let now = self.clock.now();
+        match self
+            .store
+            .lease_run(run.id, &self.instance, now, now + lease_length())
+            .await?
+        {
+            RunLease::Taken => {}
+            RunLease::HeldElsewhere => return Ok(FanOut::Elsewhere),
+            RunLease::Finished(messages) => {
+                return Ok(FanOut::Finished(RunSummary {
+                    run,
+                    messages,
+                    added: 0,
+                }));
+            }
+        }
+        let run_id = run.id;
+        let outcome = tokio::select! {
+            result = self.fan_out_leased(campaign, run, event) => result.map(FanOut::Done),
+            () = self.keep_run_lease(run_id) => Ok(FanOut::Elsewhere),
+        };
+        // Given back at once, so a failed fan-out can be tried again without waiting for the
+        // lease to run out (a finished run needs no lease).
+        if let Err(error) = self.store.release_run(run_id, &self.instance).await {
+            tracing::warn!(run = %run_id, %error, "could not give back a fan-out's lease");
+        }
+        outcome
+    }
+
+    /// Renews the lease of `run`'s fan-out every [`RUN_LEASE_RENEWAL`]; returns only if
+    /// another owner took it over (this one was too slow to renew it in time), which ends
+    /// this fan-out and leaves the run to that owner.
+    async fn keep_run_lease(&self, run: RunId) {
+        loop {
+            tokio::time::sleep(RUN_LEASE_RENEWAL).await;
+            let now = self.clock.now();
+            match self
+                .store
+                .lease_run(run, &self.instance, now, now + lease_length())
+                .await
+            {
+                Ok(RunLease::Taken) => {}
+                // Finished can only be this fan-out's own doing, about to return.
+                Ok(RunLease::Finished(_)) => std::future::pending::<()>().await,
+                Ok(RunLease::HeldElsewhere) => {
+                    tracing::warn!(%run, "another process took over this fan-out; leaving it");
+                    return;
+                }
+                // The lease outlasts two renewals: a passing failure costs nothing.
+                Err(error) => tracing::warn!(%run, %error, "could not renew a fan-out's lease"),
+            }
+        }
+    }
+
+    /// Fans out an opened run whose lease this engine holds.
+    async fn fan_out_leased(
         &self,
         campaign: &Campaign,
         run: CampaignRun,
@@ -386,6 +541,19 @@ mod tests {
             .await
             .unwrap();
         (engine, dir)
+    }
+
+    #[test]
+    fn a_run_taken_in_the_process_is_refused_to_others_until_given_back() {
+        let fanning = Fanning::default();
+        let run = RunId::new();
+        let first = fanning.take(run).expect("a free run is taken");
+        // Refused, and refusing leaves the first holder's place alone.
+        assert!(fanning.take(run).is_none());
+        assert!(fanning.take(run).is_none());
+        assert!(fanning.take(RunId::new()).is_some());
+        drop(first);
+        assert!(fanning.take(run).is_some());
     }
 
     #[tokio::test]

@@ -50,6 +50,11 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     run_retries: Arc<runs::RunRetries>,
+    receipts: Arc<receipts::ReceiptQueue>,
+    /// This engine among the processes sharing the database: who holds a fan-out's lease.
+    instance: Arc<str>,
+    /// Runs this engine is fanning out right now.
+    fanning: Arc<fanout::Fanning>,
 }
 
 /// Why an engine call failed. Front ends map each kind to their own way of saying it (an
@@ -111,10 +116,15 @@ impl Engine {
     /// An engine over any store and clock (tests use a fake clock; embedders may bring their
     /// own store).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        // Where transactions run side by side, a few writers commit groups at once.
+        let writers = if store.concurrent_senders() { 4 } else { 1 };
         Self {
             store,
             clock,
             run_retries: Arc::default(),
+            receipts: Arc::new(receipts::ReceiptQueue::new(writers)),
+            instance: format!("{}-{}", std::process::id(), uuid::Uuid::now_v7()).into(),
+            fanning: Arc::default(),
         }
     }
 

@@ -2,14 +2,23 @@
 //! polling Twilio's list of messages, and the sandbox's simulated ones, which all take exactly
 //! the same path.
 
-use std::collections::BTreeMap;
+//!
+//! Receipts are committed in groups: each call puts its receipt in a queue ([`ReceiptQueue`])
+//! and waits for its own outcome, while a writer task records whatever has queued up in one
+//! transaction ([`ReceiptStore::record_receipts`]). Under a burst of webhooks a commit serves
+//! hundreds of them instead of one, which is what keeps a single SQLite writer (and a
+//! PostgreSQL database's commit rate) from setting the webhooks' latency. A lone receipt
+//! goes at once: a writer never waits for a group to fill.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{DeliveryReceipt, MessageId, MessageStatus};
 use crate::provider::{Accepted, StatusFields};
-use crate::store::ReceiptOutcome;
+use crate::store::{ReceiptOutcome, Store, StoreError};
 
 use super::{Engine, EngineError};
 
@@ -32,7 +41,7 @@ impl Engine {
     ) -> Result<StatusReceipt, EngineError> {
         let receipt = DeliveryReceipt::from_webhook(fields, self.clock.now())
             .map_err(EngineError::Invalid)?;
-        let outcome = self.store.record_receipt(&receipt).await?;
+        let outcome = self.receipts.record(&self.store, receipt.clone()).await?;
         // Repeats are routine when polling re-reads its overlap: not worth a line each.
         if outcome == ReceiptOutcome::Duplicate {
             tracing::debug!(sid = %receipt.message_sid, status = %receipt.provider_status, "delivery status repeated");
@@ -75,5 +84,149 @@ impl Engine {
                 self.clock.now(),
             )
             .await?)
+    }
+}
+
+/// The most receipts one transaction records.
+const MAX_GROUP: usize = 1_000;
+
+type Reply = oneshot::Sender<Result<ReceiptOutcome, StoreError>>;
+
+/// Receipts waiting to be recorded in groups (see the module docs), and how many writer
+/// tasks are recording them.
+pub(super) struct ReceiptQueue {
+    state: Mutex<QueueState>,
+    /// The most writer tasks at once: one where the store has a single writer anyway
+    /// (SQLite), more where transactions run side by side (PostgreSQL).
+    writers: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: VecDeque<(DeliveryReceipt, Reply)>,
+    writing: usize,
+}
+
+impl ReceiptQueue {
+    /// A queue with at most `writers` writer tasks.
+    pub(super) fn new(writers: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            writers: writers.max(1),
+        }
+    }
+
+    /// Records `receipt` in the next group and answers its outcome.
+    ///
+    /// The writing happens in a task of its own, never in the caller's future: a caller that
+    /// goes away (an HTTP client that hung up) leaves the group it joined to be written all
+    /// the same, and never strands the receipts queued behind it.
+    async fn record(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        receipt: DeliveryReceipt,
+    ) -> Result<ReceiptOutcome, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        let start_writer = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.waiting.push_back((receipt, reply));
+            let start = state.writing < self.writers;
+            if start {
+                state.writing += 1;
+            }
+            start
+        };
+        if start_writer {
+            // The place is given back however the task ends, even dropped unstarted.
+            let writing = Writing(Some(Arc::clone(self)));
+            let store = Arc::clone(store);
+            tokio::spawn(async move { writing.write(store).await });
+        }
+        outcome.await.unwrap_or(Err(StoreError::WorkerGone))
+    }
+
+    /// A writer task's work: records groups until the queue is empty, then gives its place
+    /// back and answers `true`. Whether it stops is decided under the lock every caller
+    /// queues under, so a receipt is never left without a writer.
+    async fn write(&self, store: &dyn Store) -> bool {
+        loop {
+            let group: Vec<(DeliveryReceipt, Reply)> = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                if state.waiting.is_empty() {
+                    state.writing -= 1;
+                    return true;
+                }
+                let take = state.waiting.len().min(MAX_GROUP);
+                state.waiting.drain(..take).collect()
+            };
+            let (receipts, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+            match store.record_receipts(&receipts).await {
+                Ok(outcomes) if outcomes.len() == receipts.len() => {
+                    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                }
+                Ok(outcomes) => {
+                    let error = StoreError::database(format!(
+                        "{} receipts recorded with {} outcomes",
+                        receipts.len(),
+                        outcomes.len()
+                    ));
+                    tracing::error!(%error, "a group of receipts was answered wrongly");
+                    alone(store, receipts, replies).await;
+                }
+                // One bad receipt must not fail the others: each is tried alone, which is
+                // harmless for any the group did record (a repeat changes nothing).
+                Err(error) if receipts.len() > 1 => {
+                    tracing::warn!(%error, receipts = receipts.len(), "a group of receipts failed; recording them one by one");
+                    alone(store, receipts, replies).await;
+                }
+                Err(error) => {
+                    if let Some(reply) = replies.into_iter().next() {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Records each receipt in a transaction of its own, answering each.
+async fn alone(store: &dyn Store, receipts: Vec<DeliveryReceipt>, replies: Vec<Reply>) {
+    for (receipt, reply) in receipts.iter().zip(replies) {
+        let _ = reply.send(store.record_receipt(receipt).await);
+    }
+}
+
+/// A writer task's place in the count. It is given back when the queue is empty, or, if the
+/// task ends before that (it panicked, or its runtime shut down, maybe before it ever ran),
+/// when this is dropped; when no writer is left then, the receipts still queued are answered
+/// with an error rather than left waiting.
+struct Writing(Option<Arc<ReceiptQueue>>);
+
+impl Writing {
+    /// Records groups until the queue is empty (see [`ReceiptQueue::write`]).
+    async fn write(mut self, store: Arc<dyn Store>) {
+        let Some(queue) = self.0.clone() else {
+            return;
+        };
+        if queue.write(store.as_ref()).await {
+            // The place was given back with the empty queue in view.
+            self.0 = None;
+        }
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let Some(queue) = self.0.take() else {
+            return;
+        };
+        let mut state = queue.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.writing -= 1;
+        if state.writing == 0 {
+            // Dropping a reply answers its caller `WorkerGone`.
+            state.waiting.clear();
+        }
     }
 }

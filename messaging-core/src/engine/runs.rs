@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::fanout::RunSummary;
+use super::fanout::{FanOut, RunSummary};
 use super::{Engine, EngineError};
 use crate::domain::{Campaign, CampaignCommand, CampaignStatus, RunId, Trigger};
 use crate::store::CampaignRun;
@@ -117,9 +117,13 @@ impl Engine {
             Trigger::Event { .. } => campaign.status.listens_for_events(),
         };
         if wanted && listening {
-            return Ok(Some(
-                self.fan_out_run(&campaign, run, event.as_ref()).await?,
-            ));
+            // A run someone else is fanning out is theirs to finish.
+            return Ok(
+                match self.fan_out_run(&campaign, run, event.as_ref()).await? {
+                    FanOut::Done(summary) => Some(summary),
+                    FanOut::Finished(_) | FanOut::Elsewhere => None,
+                },
+            );
         }
         if !wanted || campaign.status.is_terminal() {
             self.store.finish_run(run.id).await?;
@@ -163,7 +167,7 @@ impl Engine {
 /// Whether a fan-out failure will happen again until someone changes something (the
 /// template, the segment); storage failures may pass.
 fn is_lasting(error: &EngineError) -> bool {
-    !matches!(error, EngineError::Store(_))
+    !matches!(error, EngineError::Store(_) | EngineError::Conflict(_))
 }
 
 #[cfg(test)]

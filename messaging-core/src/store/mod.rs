@@ -497,6 +497,17 @@ pub struct CampaignRun {
     pub created_at: DateTime<Utc>,
 }
 
+/// The answer to [`OutboxStore::lease_run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunLease {
+    /// The caller holds the lease now.
+    Taken,
+    /// Another owner holds a lease that has not run out.
+    HeldElsewhere,
+    /// The run's fan-out is complete, with this many messages.
+    Finished(u64),
+}
+
 /// A message as the fan-out writes it into the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
@@ -557,6 +568,21 @@ pub trait OutboxStore: Send + Sync {
     /// Records that a run's fan-out is complete, with its number of messages.
     async fn finish_run(&self, run: RunId) -> Result<u64, StoreError>;
 
+    /// Takes (or renews) the lease of `run`'s fan-out for `owner` until `until`, unless
+    /// another owner holds a lease lasting past `now` or the run is finished. Whoever holds
+    /// the lease is the one fanning the run out, so two processes never do it side by side,
+    /// and one that died leaves it to another when its lease runs out.
+    async fn lease_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<RunLease, StoreError>;
+
+    /// Gives back `owner`'s lease of `run`'s fan-out, if it still holds it.
+    async fn release_run(&self, run: RunId, owner: &str) -> Result<(), StoreError>;
+
     /// One message, with its status history and decisions.
     async fn get_message(&self, id: MessageId) -> Result<Option<Message>, StoreError>;
 
@@ -593,6 +619,23 @@ pub trait ReceiptStore: Send + Sync {
     /// user to `OPT_OUT`, in the same transaction.
     async fn record_receipt(&self, receipt: &DeliveryReceipt)
     -> Result<ReceiptOutcome, StoreError>;
+
+    /// Records `receipts` as [`record_receipt`](Self::record_receipt) would one after another,
+    /// in order (a repeat of an earlier one in the slice is a
+    /// [`Duplicate`](ReceiptOutcome::Duplicate)), answering an outcome each; adapters commit
+    /// them together, in one transaction, so a burst of webhooks costs one commit, not one
+    /// each, and on failure record none of them (the default, for stores that cannot, records
+    /// them one by one and may stop part-way; recording a receipt again is harmless).
+    async fn record_receipts(
+        &self,
+        receipts: &[DeliveryReceipt],
+    ) -> Result<Vec<ReceiptOutcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(receipts.len());
+        for receipt in receipts {
+            outcomes.push(self.record_receipt(receipt).await?);
+        }
+        Ok(outcomes)
+    }
 
     /// Records that the provider accepted a message under `provider_sid` (moving it to
     /// `status`), then applies, in arrival order, the receipts parked for that SID.

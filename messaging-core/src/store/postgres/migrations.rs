@@ -17,19 +17,22 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x006d_7367_706c_6174;
 
 /// Every migration, in order, each as the DDL of its parts.
-const MIGRATIONS: &[&[&str]] = &[&[
-    users::SCHEMA,
-    catalog::SCHEMA,
-    events::SCHEMA,
-    campaigns::SCHEMA,
-    inbound::SCHEMA,
-    outbox::SCHEMA,
-    receipts::SCHEMA,
-    dispatch::SCHEMA,
-    coordination::SCHEMA,
-    ingestions::SCHEMA,
-    poll_marks::SCHEMA,
-]];
+const MIGRATIONS: &[&[&str]] = &[
+    &[
+        users::SCHEMA,
+        catalog::SCHEMA,
+        events::SCHEMA,
+        campaigns::SCHEMA,
+        inbound::SCHEMA,
+        outbox::SCHEMA,
+        receipts::SCHEMA,
+        dispatch::SCHEMA,
+        coordination::SCHEMA,
+        ingestions::SCHEMA,
+        poll_marks::SCHEMA,
+    ],
+    &[outbox::FAN_OUT_LEASES],
+];
 
 /// How many migrations this build knows.
 pub(crate) const LATEST: usize = MIGRATIONS.len();

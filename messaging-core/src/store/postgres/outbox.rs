@@ -64,10 +64,16 @@ use crate::domain::{
     StatusChange,
 };
 use crate::store::{
-    CampaignRun, MessageQuery, OutboxEntry, OutboxStore, Page, PageRequest, StoreError,
+    CampaignRun, MessageQuery, OutboxEntry, OutboxStore, Page, PageRequest, RunLease, StoreError,
 };
 
 /// This module's tables, part of the first migration.
+/// Who is fanning each run out, and until when (a lease, renewed while it goes on): the
+/// second migration.
+pub(super) const FAN_OUT_LEASES: &str = "
+ALTER TABLE campaign_runs ADD COLUMN fan_out_by text, ADD COLUMN fan_out_until timestamptz;
+";
+
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE campaign_runs (
     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -582,6 +588,58 @@ impl OutboxStore for PgStore {
             .ok_or_else(|| StoreError::database(format!("no run {run}")))?;
         let recipients: i64 = get(&row, 0)?;
         Ok(recipients.max(0) as u64)
+    }
+
+    async fn lease_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<RunLease, StoreError> {
+        let client = self.client().await?;
+        // Taken when free, run out or already the owner's; otherwise what the run is, read
+        // in the same statement (the update's snapshot sees the row as it was).
+        let statement = client
+            .prepare_cached(
+                "WITH taken AS (
+                     UPDATE campaign_runs SET fan_out_by = $2, fan_out_until = $3
+                     WHERE id = $1 AND recipients IS NULL
+                         AND (fan_out_by IS NULL OR fan_out_by = $2 OR fan_out_until <= $4)
+                     RETURNING id)
+                 SELECT EXISTS (SELECT 1 FROM taken), recipients FROM campaign_runs
+                 WHERE id = $1",
+            )
+            .await
+            .map_err(pg_error)?;
+        let row = client
+            .query_opt(&statement, &[&run.0, &owner, &ts(until), &ts(now)])
+            .await
+            .map_err(pg_error)?
+            .ok_or_else(|| StoreError::database(format!("no run {run}")))?;
+        let taken: bool = get(&row, 0)?;
+        let recipients: Option<i64> = get(&row, 1)?;
+        Ok(match (taken, recipients) {
+            (true, _) => RunLease::Taken,
+            (false, Some(n)) => RunLease::Finished(n.max(0) as u64),
+            (false, None) => RunLease::HeldElsewhere,
+        })
+    }
+
+    async fn release_run(&self, run: RunId, owner: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE campaign_runs SET fan_out_by = NULL, fan_out_until = NULL
+                 WHERE id = $1 AND fan_out_by = $2",
+            )
+            .await
+            .map_err(pg_error)?;
+        client
+            .execute(&statement, &[&run.0, &owner])
+            .await
+            .map_err(pg_error)?;
+        Ok(())
     }
 
     async fn get_message(&self, id: MessageId) -> Result<Option<Message>, StoreError> {

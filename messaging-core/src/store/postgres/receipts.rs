@@ -16,12 +16,12 @@
 //! first take a transaction-scoped advisory lock on the SID (its hash, in a key space of its
 //! own): whichever comes second sees the other committed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
-use tokio_postgres::types::Json;
+use tokio_postgres::types::{Json, ToSql, Type};
 use uuid::Uuid;
 
 use super::catalog::get;
@@ -47,8 +47,10 @@ CREATE TABLE receipts (
 CREATE INDEX receipts_parked ON receipts (message_sid, id) WHERE outcome = 'parked';
 "#;
 
-/// The first key of the advisory locks taken on SIDs (the second is the SID's hash): "sid".
-const SID_LOCKS: i32 = 0x0073_6964;
+/// Takes the advisory locks of the SIDs `$1` (see the module docs; the first key is "sid"
+/// in ASCII, the second the SID's hash), in one order for every transaction.
+const LOCK_SIDS: &str = "SELECT pg_advisory_xact_lock(7563620, key)
+     FROM (SELECT DISTINCT hashtext(sid) AS key FROM unnest($1::text[]) AS sid ORDER BY 1) AS keys";
 
 fn outcome_text(outcome: ReceiptOutcome) -> &'static str {
     match outcome {
@@ -68,14 +70,7 @@ pub(super) async fn lock_sids(
     if sids.is_empty() {
         return Ok(());
     }
-    let statement = tx
-        .prepare_cached(&format!(
-            "SELECT pg_advisory_xact_lock({SID_LOCKS}, key)
-             FROM (SELECT DISTINCT hashtext(sid) AS key FROM unnest($1::text[]) AS sid
-                   ORDER BY 1) AS keys"
-        ))
-        .await
-        .map_err(pg_error)?;
+    let statement = tx.prepare_cached(LOCK_SIDS).await.map_err(pg_error)?;
     tx.query(&statement, &[&sids]).await.map_err(pg_error)?;
     Ok(())
 }
@@ -209,27 +204,6 @@ impl Changes {
             self.messages.entry(message.id).or_insert(message);
         }
         Ok(())
-    }
-
-    /// Locks the message the provider knows as `sid`, tracks it and answers its id.
-    async fn lock_sid(
-        &mut self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        sid: &str,
-    ) -> Result<Option<Uuid>, StoreError> {
-        let statement = tx
-            .prepare_cached(&format!(
-                "SELECT {TRACKED_COLUMNS} FROM messages WHERE provider_sid = $1 FOR UPDATE"
-            ))
-            .await
-            .map_err(pg_error)?;
-        let Some(row) = tx.query_opt(&statement, &[&sid]).await.map_err(pg_error)? else {
-            return Ok(None);
-        };
-        let message = tracked_from_row(&row)?;
-        let id = message.id;
-        self.messages.entry(id).or_insert(message);
-        Ok(Some(id))
     }
 
     /// A tracked message.
@@ -438,61 +412,135 @@ async fn write_receipt_outcomes(
     Ok(())
 }
 
+/// Stores new receipts, each with its outcome, in the order given (their ids follow it, and
+/// parked ones are applied in id order later).
+async fn insert_receipts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    receipts: &[(&DeliveryReceipt, ReceiptOutcome)],
+) -> Result<(), StoreError> {
+    if receipts.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO receipts (message_sid, provider_status, status, error_code,
+                 received_at, raw, outcome)
+             SELECT sid, provider_status, status, error_code, received_at, raw, outcome
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                         $6::jsonb[], $7::text[]) WITH ORDINALITY
+                  AS r(sid, provider_status, status, error_code, received_at, raw, outcome, n)
+             ORDER BY n
+             ON CONFLICT (message_sid, provider_status) DO NOTHING",
+        )
+        .await
+        .map_err(pg_error)?;
+    let sids: Vec<&str> = receipts
+        .iter()
+        .map(|(r, _)| r.message_sid.as_str())
+        .collect();
+    let provider: Vec<&str> = receipts
+        .iter()
+        .map(|(r, _)| r.provider_status.as_str())
+        .collect();
+    let status: Vec<Option<&str>> = receipts
+        .iter()
+        .map(|(r, _)| r.status.map(MessageStatus::as_str))
+        .collect();
+    let codes: Vec<Option<&str>> = receipts
+        .iter()
+        .map(|(r, _)| r.error_code.as_deref())
+        .collect();
+    let at: Vec<DateTime<Utc>> = receipts.iter().map(|(r, _)| ts(r.received_at)).collect();
+    let raw: Vec<Json<_>> = receipts.iter().map(|(r, _)| Json(&r.raw)).collect();
+    let outcomes: Vec<&str> = receipts.iter().map(|(_, o)| outcome_text(*o)).collect();
+    tx.execute(
+        &statement,
+        &[&sids, &provider, &status, &codes, &at, &raw, &outcomes],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl ReceiptStore for PgStore {
     async fn record_receipt(
         &self,
         receipt: &DeliveryReceipt,
     ) -> Result<ReceiptOutcome, StoreError> {
+        let mut outcomes = self.record_receipts(std::slice::from_ref(receipt)).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::database("a receipt was recorded without an outcome"))
+    }
+
+    async fn record_receipts(
+        &self,
+        receipts: &[DeliveryReceipt],
+    ) -> Result<Vec<ReceiptOutcome>, StoreError> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        let sid = receipt.message_sid.as_str();
-        lock_sids(&tx, &[sid]).await?;
-        let mut changes = Changes::default();
-        let at = ts(receipt.received_at);
-        let outcome = match changes.lock_sid(&tx, sid).await? {
-            Some(id) => changes.apply(
-                id,
-                receipt.status,
-                receipt.error_code.as_deref(),
-                receipt.unsubscribes_recipient(),
-                at,
+        let sids: Vec<&str> = receipts.iter().map(|r| r.message_sid.as_str()).collect();
+        // The SIDs' locks, then what the group needs to read under them, in one round trip:
+        // the server runs the three in the order sent, so both reads wait for the locks.
+        // The reads are planned for their values each time (unnamed statements): a plan
+        // cached while the tables were empty would scan them for good.
+        let lock = tx.prepare_cached(LOCK_SIDS).await.map_err(pg_error)?;
+        let messages_sql = format!(
+            "SELECT {TRACKED_COLUMNS} FROM messages WHERE provider_sid = ANY($1) ORDER BY id FOR UPDATE"
+        );
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&sids];
+        let typed_params: [(&(dyn ToSql + Sync), Type); 1] = [(&sids, Type::TEXT_ARRAY)];
+        let (_, messages, seen) = tokio::try_join!(
+            tx.query(&lock, &lock_params),
+            tx.query_typed(&messages_sql, &typed_params),
+            tx.query_typed(
+                "SELECT message_sid, provider_status FROM receipts WHERE message_sid = ANY($1)",
+                &typed_params,
             ),
-            None => ReceiptOutcome::Parked,
-        };
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO receipts (message_sid, provider_status, status, error_code,
-                     received_at, raw, outcome)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (message_sid, provider_status) DO NOTHING
-                 RETURNING id",
-            )
-            .await
-            .map_err(pg_error)?;
-        let inserted = tx
-            .query_opt(
-                &insert,
-                &[
-                    &sid,
-                    &receipt.provider_status,
-                    &receipt.status.map(MessageStatus::as_str),
-                    &receipt.error_code,
-                    &at,
-                    &Json(&receipt.raw),
-                    &outcome_text(outcome),
-                ],
-            )
-            .await
-            .map_err(pg_error)?;
-        if inserted.is_none() {
-            // The same status for the same SID came before: nothing is done again.
-            tx.rollback().await.map_err(pg_error)?;
-            return Ok(ReceiptOutcome::Duplicate);
+        )
+        .map_err(pg_error)?;
+        let mut changes = Changes::default();
+        let mut by_sid: HashMap<String, Uuid> = HashMap::new();
+        for row in &messages {
+            let message = tracked_from_row(row)?;
+            if let Some(sid) = &message.provider_sid {
+                by_sid.insert(sid.clone(), message.id);
+            }
+            changes.messages.entry(message.id).or_insert(message);
         }
-        changes.write(&tx).await?;
+        let mut seen: HashSet<(String, String)> = seen
+            .iter()
+            .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        // In order, as if recorded one after another.
+        let mut outcomes = Vec::with_capacity(receipts.len());
+        let mut new = Vec::new();
+        for receipt in receipts {
+            let key = (receipt.message_sid.clone(), receipt.provider_status.clone());
+            if !seen.insert(key) {
+                outcomes.push(ReceiptOutcome::Duplicate);
+                continue;
+            }
+            let outcome = match by_sid.get(&receipt.message_sid) {
+                Some(id) => changes.apply(
+                    *id,
+                    receipt.status,
+                    receipt.error_code.as_deref(),
+                    receipt.unsubscribes_recipient(),
+                    ts(receipt.received_at),
+                ),
+                None => ReceiptOutcome::Parked,
+            };
+            outcomes.push(outcome);
+            new.push((receipt, outcome));
+        }
+        tokio::try_join!(insert_receipts(&tx, &new), changes.write(&tx))?;
         tx.commit().await.map_err(pg_error)?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     async fn record_acceptance(

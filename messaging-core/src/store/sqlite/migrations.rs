@@ -337,6 +337,11 @@ const MIGRATIONS: &[&str] = &[
         refreshed_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 16: who is fanning each run out, and until when (a lease, renewed while it goes on).
+    r#"
+    ALTER TABLE campaign_runs ADD COLUMN fan_out_by TEXT;
+    ALTER TABLE campaign_runs ADD COLUMN fan_out_until INTEGER;
+    "#,
 ];
 
 /// How many migrations this build knows.

@@ -22,7 +22,7 @@ use crate::domain::{
     StatusChange,
 };
 use crate::store::{
-    CampaignRun, MessageQuery, OutboxEntry, OutboxStore, Page, PageRequest, StoreError,
+    CampaignRun, MessageQuery, OutboxEntry, OutboxStore, Page, PageRequest, RunLease, StoreError,
 };
 
 /// The columns [`message_from_row`] reads, from `messages m`.
@@ -194,6 +194,61 @@ impl OutboxStore for SqliteStore {
                 )
                 .map(|n| n as u64)
                 .map_err(db_error)
+            })
+            .await
+    }
+
+    async fn lease_run(
+        &self,
+        run: RunId,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<RunLease, StoreError> {
+        let owner = owner.to_owned();
+        self.db
+            .write(move |conn| {
+                let taken = conn
+                    .prepare_cached(
+                        "UPDATE campaign_runs SET fan_out_by = ?1, fan_out_until = ?2
+                         WHERE id = ?3 AND recipients IS NULL
+                             AND (fan_out_by IS NULL OR fan_out_by = ?1 OR fan_out_until <= ?4)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![owner, millis(until), run.to_string(), millis(now)])
+                    })
+                    .map_err(db_error)?;
+                if taken > 0 {
+                    return Ok(RunLease::Taken);
+                }
+                let recipients: Option<Option<i64>> = conn
+                    .query_row(
+                        "SELECT recipients FROM campaign_runs WHERE id = ?",
+                        [run.to_string()],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(db_error)?;
+                match recipients {
+                    None => Err(StoreError::database(format!("no run {run}"))),
+                    Some(Some(n)) => Ok(RunLease::Finished(n.max(0) as u64)),
+                    Some(None) => Ok(RunLease::HeldElsewhere),
+                }
+            })
+            .await
+    }
+
+    async fn release_run(&self, run: RunId, owner: &str) -> Result<(), StoreError> {
+        let owner = owner.to_owned();
+        self.db
+            .write(move |conn| {
+                conn.execute(
+                    "UPDATE campaign_runs SET fan_out_by = NULL, fan_out_until = NULL
+                     WHERE id = ? AND fan_out_by = ?",
+                    params![run.to_string(), owner],
+                )
+                .map_err(db_error)?;
+                Ok(())
             })
             .await
     }

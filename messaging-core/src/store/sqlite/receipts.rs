@@ -61,22 +61,66 @@ fn apply(
     }
     match status {
         Some(next) if current.can_become(next) => {
-            conn.execute(
+            conn.prepare_cached(
                 "UPDATE messages SET status = ?, error_code = COALESCE(?, error_code),
                      updated_at = ?
                  WHERE id = ?",
-                params![next.as_str(), error_code, at, id],
             )
+            .and_then(|mut s| s.execute(params![next.as_str(), error_code, at, id]))
             .map_err(db_error)?;
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO message_log (message_id, at, status) VALUES (?, ?, ?)",
-                params![id, at, next.as_str()],
             )
+            .and_then(|mut s| s.execute(params![id, at, next.as_str()]))
             .map_err(db_error)?;
             Ok(ReceiptOutcome::Applied(next))
         }
         _ => Ok(ReceiptOutcome::Ignored(current)),
     }
+}
+
+/// Stores `receipt` (its raw fields as JSON text, `raw`) and applies it, in the caller's
+/// transaction.
+fn record(
+    conn: &Connection,
+    receipt: &DeliveryReceipt,
+    raw: &str,
+) -> Result<ReceiptOutcome, StoreError> {
+    let at = millis(receipt.received_at);
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO receipts (message_sid, provider_status, status, error_code,
+                 received_at, raw, outcome)
+             VALUES (?, ?, ?, ?, ?, ?, 'new')
+             ON CONFLICT (message_sid, provider_status) DO NOTHING",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                receipt.message_sid,
+                receipt.provider_status,
+                receipt.status.map(MessageStatus::as_str),
+                receipt.error_code,
+                at,
+                raw,
+            ])
+        })
+        .map_err(db_error)?;
+    if inserted == 0 {
+        return Ok(ReceiptOutcome::Duplicate);
+    }
+    let row = conn.last_insert_rowid();
+    let outcome = apply(
+        conn,
+        &receipt.message_sid,
+        receipt.status,
+        receipt.error_code.as_deref(),
+        receipt.unsubscribes_recipient(),
+        at,
+    )?;
+    conn.prepare_cached("UPDATE receipts SET outcome = ? WHERE id = ?")
+        .and_then(|mut s| s.execute(params![outcome_text(outcome), row]))
+        .map_err(db_error)?;
+    Ok(outcome)
 }
 
 #[async_trait]
@@ -85,47 +129,31 @@ impl ReceiptStore for SqliteStore {
         &self,
         receipt: &DeliveryReceipt,
     ) -> Result<ReceiptOutcome, StoreError> {
-        let receipt = receipt.clone();
-        let raw = to_json_text(&receipt.raw)?;
+        let mut outcomes = self.record_receipts(std::slice::from_ref(receipt)).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::database("a receipt was recorded without an outcome"))
+    }
+
+    async fn record_receipts(
+        &self,
+        receipts: &[DeliveryReceipt],
+    ) -> Result<Vec<ReceiptOutcome>, StoreError> {
+        let raws = receipts
+            .iter()
+            .map(|r| to_json_text(&r.raw))
+            .collect::<Result<Vec<_>, _>>()?;
+        let receipts = receipts.to_vec();
         self.db
             .write(move |conn| {
                 let tx = conn.transaction().map_err(db_error)?;
-                let at = millis(receipt.received_at);
-                let inserted = tx
-                    .execute(
-                        "INSERT INTO receipts (message_sid, provider_status, status, error_code,
-                             received_at, raw, outcome)
-                         VALUES (?, ?, ?, ?, ?, ?, 'new')
-                         ON CONFLICT (message_sid, provider_status) DO NOTHING",
-                        params![
-                            receipt.message_sid,
-                            receipt.provider_status,
-                            receipt.status.map(MessageStatus::as_str),
-                            receipt.error_code,
-                            at,
-                            raw,
-                        ],
-                    )
-                    .map_err(db_error)?;
-                if inserted == 0 {
-                    return Ok(ReceiptOutcome::Duplicate);
-                }
-                let row = tx.last_insert_rowid();
-                let outcome = apply(
-                    &tx,
-                    &receipt.message_sid,
-                    receipt.status,
-                    receipt.error_code.as_deref(),
-                    receipt.unsubscribes_recipient(),
-                    at,
-                )?;
-                tx.execute(
-                    "UPDATE receipts SET outcome = ? WHERE id = ?",
-                    params![outcome_text(outcome), row],
-                )
-                .map_err(db_error)?;
+                let outcomes = receipts
+                    .iter()
+                    .zip(&raws)
+                    .map(|(receipt, raw)| record(&tx, receipt, raw))
+                    .collect::<Result<Vec<_>, _>>()?;
                 tx.commit().map_err(db_error)?;
-                Ok(outcome)
+                Ok(outcomes)
             })
             .await
     }
