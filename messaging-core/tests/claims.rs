@@ -7,49 +7,9 @@ mod common;
 use std::collections::HashSet;
 
 use chrono::Duration;
-use common::{TestEngine, engine, import_csv_rows, start_time};
-use messaging_core::domain::{
-    AuditDecision, CampaignDraft, CampaignId, MessageStatus, SendAs, TemplateDraft,
-};
-use messaging_core::store::{ClaimRequest, Disposition};
-use serde_json::json;
-
-/// A launched campaign to `recipients` users: that many pending messages.
-async fn launched(t: &TestEngine, recipients: usize) -> CampaignId {
-    import_csv_rows(
-        &t.engine,
-        "phone",
-        (0..recipients).map(|i| format!("+9477{:07}", 3_000_000 + i)),
-    )
-    .await;
-    let template = t
-        .engine
-        .create_template(TemplateDraft {
-            name: "t".into(),
-            content: "Hello".into(),
-            content_sid: Some("HX0123456789abcdef0123456789abcdef".into()),
-            ..TemplateDraft::default()
-        })
-        .await
-        .unwrap();
-    let draft: CampaignDraft =
-        serde_json::from_value(json!({"name": "c", "template_id": template.id})).unwrap();
-    let campaign = t.engine.create_campaign(draft).await.unwrap();
-    t.engine.launch_campaign(campaign.id).await.unwrap();
-    campaign.id
-}
-
-fn queue(at: chrono::DateTime<chrono::Utc>) -> Disposition {
-    Disposition::Queue {
-        sent_as: SendAs::ApprovedTemplate,
-        decision: AuditDecision {
-            step: "test".into(),
-            outcome: MessageStatus::Queued,
-            reason: "cleared".into(),
-            at,
-        },
-    }
-}
+use common::{engine, launched, queue, start_time};
+use messaging_core::domain::MessageStatus;
+use messaging_core::store::ClaimRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_never_take_one_message_twice() {

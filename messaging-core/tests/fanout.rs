@@ -1,11 +1,14 @@
-//! Fan-out of campaign runs into the outbox, over the sample data in a real SQLite file.
+//! Fan-out of campaign runs into the outbox, over the sample data, on the backend `TEST_STORE`
+//! names; a run's fan-out is leased to one process at a time.
 
 mod common;
 
-use common::{TestEngine, engine, open_sample};
-use messaging_core::domain::{Campaign, CampaignDraft, MessageStatus, TemplateDraft, TriggerEvent};
+use common::{TestEngine, engine, open_sample, start_time};
+use messaging_core::domain::{
+    Campaign, CampaignDraft, CampaignStatus, MessageStatus, TemplateDraft, TriggerEvent,
+};
 use messaging_core::ingest::{IngestSource, UserFileFormat};
-use messaging_core::store::{MessageQuery, PageRequest};
+use messaging_core::store::{MessageQuery, PageRequest, RunLease};
 use serde_json::{Value, json};
 
 async fn with_samples() -> TestEngine {
@@ -557,4 +560,123 @@ async fn a_template_over_its_budget_pauses_its_campaign_with_the_problem_until_f
     );
     assert_eq!(resumed.problem, None);
     assert_eq!(messages(&t, &c).await.len(), 150);
+}
+
+/// The lease of a run's fan-out, through the store port: one owner at a time, renewed by its
+/// owner, taken by another once it runs out, given back only by its owner, and refused once
+/// the run is finished (with its count).
+#[tokio::test]
+async fn one_process_at_a_time_fans_a_run_out() {
+    let t = engine().await;
+    let c = campaign(&t, "Hi", json!({})).await;
+    let now = start_time();
+    let run = t.store.open_run(c.id, "launch", None, now).await.unwrap();
+    let until = now + chrono::Duration::seconds(15);
+    let lease = |owner: &'static str, at: chrono::DateTime<chrono::Utc>| {
+        let store = t.store.clone();
+        async move {
+            store
+                .lease_run(run.id, owner, at, at + chrono::Duration::seconds(15))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(lease("a", now).await, RunLease::Taken, "{}", t.backend);
+    assert_eq!(lease("b", now).await, RunLease::HeldElsewhere);
+    // Its owner renews it; another's release leaves it alone.
+    assert_eq!(
+        lease("a", now + chrono::Duration::seconds(10)).await,
+        RunLease::Taken
+    );
+    t.store.release_run(run.id, "b").await.unwrap();
+    assert_eq!(lease("b", until).await, RunLease::HeldElsewhere);
+    // Once it runs out (a died), b takes it; a then finds it taken.
+    let later = now + chrono::Duration::seconds(26);
+    assert_eq!(lease("b", later).await, RunLease::Taken);
+    assert_eq!(lease("a", later).await, RunLease::HeldElsewhere);
+    // Given back by its owner, it is free at once.
+    t.store.release_run(run.id, "b").await.unwrap();
+    assert_eq!(lease("a", later).await, RunLease::Taken);
+    t.store.finish_run(run.id).await.unwrap();
+    assert_eq!(lease("b", later).await, RunLease::Finished(0));
+}
+
+/// A launch run whose fan-out another process held when it died (the campaign running, its
+/// run opened, nothing written yet) is left alone while that lease lasts; once it runs out,
+/// the next completion takes the run over and writes every recipient once.
+#[tokio::test]
+async fn a_dead_process_s_fan_out_is_taken_over_when_its_lease_runs_out() {
+    let t = with_samples().await;
+    let c = campaign(&t, "Hi {{ name | default('there') }}", json!({})).await;
+    let now = t.engine.clock().now();
+    let run = t.store.open_run(c.id, "launch", None, now).await.unwrap();
+    let held = t
+        .store
+        .lease_run(run.id, "dead", now, now + chrono::Duration::seconds(15))
+        .await
+        .unwrap();
+    assert_eq!(held, RunLease::Taken);
+    assert!(
+        t.store
+            .set_campaign_status(c.id, c.status, CampaignStatus::Running, now)
+            .await
+            .unwrap()
+    );
+    assert!(t.engine.complete_runs().await.unwrap().is_empty());
+    assert!(
+        messages(&t, &c).await.is_empty(),
+        "left to the process holding it"
+    );
+    t.clock.advance(chrono::Duration::seconds(16));
+    let done = t.engine.complete_runs().await.unwrap();
+    assert_eq!(
+        done.len(),
+        1,
+        "{}: taken over once the lease ran out",
+        t.backend
+    );
+    let written = messages(&t, &c).await;
+    assert!(!written.is_empty());
+    assert_eq!(done[0].added, written.len() as u64);
+    assert!(t.store.unfinished_runs().await.unwrap().is_empty());
+}
+
+/// A launch whose run another process is fanning out waits for it rather than doing the work
+/// a second time, and answers once the run is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_waits_for_the_fan_out_another_process_holds() {
+    let t = with_samples().await;
+    let c = campaign(&t, "Hi", json!({})).await;
+    let now = t.engine.clock().now();
+    let run = t.store.open_run(c.id, "launch", None, now).await.unwrap();
+    let held = t
+        .store
+        .lease_run(run.id, "other", now, now + chrono::Duration::seconds(15))
+        .await
+        .unwrap();
+    assert_eq!(held, RunLease::Taken);
+    let launching = tokio::spawn({
+        let engine = t.engine.clone();
+        async move { engine.launch_campaign(c.id).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        !launching.is_finished(),
+        "the launch waits while the run is held"
+    );
+    assert!(
+        messages(&t, &c).await.is_empty(),
+        "and writes nothing meanwhile"
+    );
+    // The other process gives the run back (it stopped); the launch goes on with it.
+    t.store.release_run(run.id, "other").await.unwrap();
+    let (_, summary) = tokio::time::timeout(std::time::Duration::from_secs(30), launching)
+        .await
+        .expect("the launch ends once the run is free")
+        .unwrap()
+        .unwrap();
+    let summary = summary.unwrap();
+    let written = messages(&t, &c).await.len() as u64;
+    assert!(written > 0);
+    assert_eq!((summary.messages, summary.added), (written, written));
 }

@@ -9,11 +9,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use messaging_core::Engine;
 use messaging_core::clock::ManualClock;
-use messaging_core::domain::Message;
+use messaging_core::domain::{
+    AuditDecision, CampaignDraft, CampaignId, Message, MessageStatus, SendAs, TemplateDraft,
+};
 use messaging_core::ingest::{IngestReport, IngestSource, UserFileFormat};
+use messaging_core::store::Disposition;
 use messaging_core::store::postgres::{PgStore, ScratchDatabase};
 use messaging_core::store::sqlite::SqliteStore;
 use messaging_core::store::{MessageQuery, PageRequest, Store};
+use serde_json::json;
 use tempfile::TempDir;
 
 /// An engine on its own temporary database, with a clock the test controls.
@@ -139,5 +143,42 @@ impl TestEngine {
             .await
             .unwrap()
             .report
+    }
+}
+
+/// A launched campaign to `recipients` users: that many pending messages.
+pub async fn launched(t: &TestEngine, recipients: usize) -> CampaignId {
+    import_csv_rows(
+        &t.engine,
+        "phone",
+        (0..recipients).map(|i| format!("+9477{:07}", 3_000_000 + i)),
+    )
+    .await;
+    let template = t
+        .engine
+        .create_template(TemplateDraft {
+            name: "t".into(),
+            content: "Hello".into(),
+            content_sid: Some("HX0123456789abcdef0123456789abcdef".into()),
+            ..TemplateDraft::default()
+        })
+        .await
+        .unwrap();
+    let draft: CampaignDraft =
+        serde_json::from_value(json!({"name": "c", "template_id": template.id})).unwrap();
+    let campaign = t.engine.create_campaign(draft).await.unwrap();
+    t.engine.launch_campaign(campaign.id).await.unwrap();
+    campaign.id
+}
+
+pub fn queue(at: chrono::DateTime<chrono::Utc>) -> Disposition {
+    Disposition::Queue {
+        sent_as: SendAs::ApprovedTemplate,
+        decision: AuditDecision {
+            step: "test".into(),
+            outcome: MessageStatus::Queued,
+            reason: "cleared".into(),
+            at,
+        },
     }
 }

@@ -538,7 +538,11 @@ impl ReceiptStore for PgStore {
             outcomes.push(outcome);
             new.push((receipt, outcome));
         }
-        tokio::try_join!(insert_receipts(&tx, &new), changes.write(&tx))?;
+        // Sent together; when the insert fails, the write fails only because the
+        // transaction did, so the insert's error is the one to tell.
+        let (inserted, written) = tokio::join!(insert_receipts(&tx, &new), changes.write(&tx));
+        inserted?;
+        written?;
         tx.commit().await.map_err(pg_error)?;
         Ok(outcomes)
     }
