@@ -95,14 +95,17 @@ summary() { # name, wrk output
     [ -z "$errors" ] || echo "    $errors"
 }
 
-# Users for the import that runs beside the webhooks (see below).
-python3 - "$dir/users.csv" <<'PY'
-import sys
+# Users for the import that runs beside the webhooks (see below), written once, when first
+# needed: after the first quiet measurement, whose disk it would otherwise share.
+users_csv() {
+    [ -f "$dir/users.csv" ] && return
+    python3 -c 'import sys
 with open(sys.argv[1], "w") as out:
     out.write("phone,name,city\n")
     for i in range(1_000_000):
-        out.write(f"+9477{i:07},User {i},Colombo\n")
-PY
+        out.write(f"+9477{i:07},User {i},Colombo\n")' "$dir/users.csv"
+    sync
+}
 
 receipts_stored() {
     case "$database_url" in
@@ -130,6 +133,7 @@ for backend in $backends; do
         sleep 0.1
     done
 
+    sync  # what earlier steps wrote goes to disk now, not during the measurements
     ceiling=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency "http://127.0.0.1:$port/healthz")
     summary "ceiling: GET /healthz" "$ceiling"
     webhooks=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$dir/replay-first.lua" "http://127.0.0.1:$port/twilio/status")
@@ -137,6 +141,7 @@ for backend in $backends; do
 
     # The same while a 1,000,000-row import streams into the same database: webhooks must not
     # wait behind the import's writes (it writes in small bulk transactions that let them first).
+    users_csv
     import_started=$(date +%s.%N)
     curl -s -o "$dir/import.json" -X POST "http://127.0.0.1:$port/api/v1/ingestions/users" \
          -H 'content-type: text/csv' --data-binary @"$dir/users.csv" &

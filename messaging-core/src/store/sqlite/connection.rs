@@ -15,9 +15,13 @@
 //! A write that still finds the file locked after that is tried again a few times.
 //!
 //! Checkpoints (copying the write-ahead log back into the database file) run on a thread of
-//! their own, a passive one every quarter second ([`start_checkpointer`]). Left to SQLite,
-//! the commit that crosses the log's size limit runs the checkpoint itself, with its fsyncs,
-//! and the webhook that happened to make that commit waits for all of it.
+//! their own, a passive one ten times a second ([`start_checkpointer`]). Left to SQLite, the
+//! commit that crosses the log's size limit runs the whole checkpoint itself, with its fsyncs,
+//! and the webhook that happened to make that commit waits for all of it. The writer still
+//! checkpoints past SQLite's usual limit (4 MB of log; 40 MB in bulk transactions, whose
+//! commits are larger), since only a checkpoint that catches up with the log lets the log
+//! start over, and a log that only grows makes every later checkpoint slower; but by then the
+//! checkpointer has copied nearly all of it.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -48,7 +52,16 @@ const BULK_MAX_YIELD: Duration = Duration::from_millis(20);
 const LOCKED_ATTEMPTS: u32 = 3;
 
 /// How often the checkpointer copies the log back into the file (see the module docs).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The log's length, in pages, past which an ordinary write's commit checkpoints what the
+/// checkpointer has not copied yet (little, as it runs ten times a second), which lets the
+/// log start over from its beginning: SQLite's default, about 4 MB.
+const ORDINARY_AUTOCHECKPOINT: i64 = 1_000;
+
+/// The same for bulk transactions, whose commits are larger than 4 MB of log: at the
+/// ordinary limit each of them would checkpoint (and fsync) the file.
+const BULK_AUTOCHECKPOINT: i64 = 10_000;
 
 /// The writer and the readers of one database file.
 pub(crate) struct Database {
@@ -77,11 +90,8 @@ impl Database {
         writer
             .pragma_update(None, "cache_size", WRITER_CACHE_KIB)
             .map_err(db_error)?;
-        // The checkpointer thread copies the log back; the writer checkpoints itself only if
-        // that falls behind by ~40 MB of log (a bulk import commits batches larger than the
-        // default 4 MB, which would otherwise checkpoint, and fsync, at each commit).
         writer
-            .pragma_update(None, "wal_autocheckpoint", 10_000)
+            .pragma_update(None, "wal_autocheckpoint", ORDINARY_AUTOCHECKPOINT)
             .map_err(db_error)?;
         super::migrations::apply(&mut writer)?;
         writer.set_transaction_behavior(TransactionBehavior::Immediate);
@@ -150,7 +160,8 @@ impl Database {
                     drop(conn);
                     std::thread::sleep(Duration::from_micros(200));
                 };
-                match work(&mut conn) {
+                let result = bulk_transaction(&mut conn, &mut work);
+                match result {
                     Err(StoreError::Locked(_)) if attempt < LOCKED_ATTEMPTS => {
                         drop(conn);
                         std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
@@ -187,6 +198,20 @@ impl Database {
         .await
         .map_err(|_| StoreError::WorkerGone)?
     }
+}
+
+/// Runs one bulk transaction's `work` with the bulk checkpoint limit
+/// ([`BULK_AUTOCHECKPOINT`]), the ordinary one restored after it.
+fn bulk_transaction<T>(
+    conn: &mut Connection,
+    work: &mut impl FnMut(&mut Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.pragma_update(None, "wal_autocheckpoint", BULK_AUTOCHECKPOINT)
+        .map_err(db_error)?;
+    let result = work(conn);
+    conn.pragma_update(None, "wal_autocheckpoint", ORDINARY_AUTOCHECKPOINT)
+        .map_err(db_error)?;
+    result
 }
 
 /// Starts the thread that checkpoints the file at `path` every [`CHECKPOINT_EVERY`] on a
