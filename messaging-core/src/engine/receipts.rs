@@ -8,7 +8,11 @@
 //! transaction ([`ReceiptStore::record_receipts`]). Under a burst of webhooks a commit serves
 //! hundreds of them instead of one, which is what keeps a single SQLite writer (and a
 //! PostgreSQL database's commit rate) from setting the webhooks' latency. A lone receipt
-//! goes at once: a writer never waits for a group to fill.
+//! goes at once: a writer never waits for a group to fill. Where transactions run side by
+//! side, the queue has several lanes, each with its writer, and a SID always takes the same
+//! lane.
+//!
+//! [`ReceiptStore::record_receipts`]: crate::store::ReceiptStore::record_receipts
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -92,31 +96,38 @@ const MAX_GROUP: usize = 1_000;
 
 type Reply = oneshot::Sender<Result<ReceiptOutcome, StoreError>>;
 
-/// Receipts waiting to be recorded in groups (see the module docs), and how many writer
-/// tasks are recording them.
+/// Receipts waiting to be recorded in groups (see the module docs), in lanes: a receipt's
+/// lane follows from its SID, and each lane has at most one writer task. Receipts for one
+/// SID are so recorded in their order of arrival, and two writers never wait for each other
+/// on a SID (a transaction holds its SIDs' locks on PostgreSQL until it commits).
 pub(super) struct ReceiptQueue {
-    state: Mutex<QueueState>,
-    /// The most writer tasks at once: one where the store has a single writer anyway
-    /// (SQLite), more where transactions run side by side (PostgreSQL).
-    writers: usize,
+    lanes: Vec<Mutex<Lane>>,
 }
 
 #[derive(Default)]
-struct QueueState {
+struct Lane {
     waiting: VecDeque<(DeliveryReceipt, Reply)>,
-    writing: usize,
+    writing: bool,
 }
 
 impl ReceiptQueue {
-    /// A queue with at most `writers` writer tasks.
-    pub(super) fn new(writers: usize) -> Self {
+    /// A queue of `lanes` lanes, so with at most that many writer tasks: one where the store
+    /// has a single writer anyway (SQLite), more where transactions run side by side.
+    pub(super) fn new(lanes: usize) -> Self {
         Self {
-            state: Mutex::default(),
-            writers: writers.max(1),
+            lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
         }
     }
 
-    /// Records `receipt` in the next group and answers its outcome.
+    /// The lane of the receipts for `sid`.
+    fn lane_of(&self, sid: &str) -> usize {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        sid.hash(&mut hasher);
+        (hasher.finish() % self.lanes.len() as u64) as usize
+    }
+
+    /// Records `receipt` in the next group of its lane and answers its outcome.
     ///
     /// The writing happens in a task of its own, never in the caller's future: a caller that
     /// goes away (an HTTP client that hung up) leaves the group it joined to be written all
@@ -126,34 +137,31 @@ impl ReceiptQueue {
         store: &Arc<dyn Store>,
         receipt: DeliveryReceipt,
     ) -> Result<ReceiptOutcome, StoreError> {
+        let lane = self.lane_of(&receipt.message_sid);
         let (reply, outcome) = oneshot::channel();
         let start_writer = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.lanes[lane].lock().unwrap_or_else(|e| e.into_inner());
             state.waiting.push_back((receipt, reply));
-            let start = state.writing < self.writers;
-            if start {
-                state.writing += 1;
-            }
-            start
+            !std::mem::replace(&mut state.writing, true)
         };
         if start_writer {
-            // The place is given back however the task ends, even dropped unstarted.
-            let writing = Writing(Some(Arc::clone(self)));
+            // The lane is given back however the task ends, even dropped unstarted.
+            let writing = Writing(Some((Arc::clone(self), lane)));
             let store = Arc::clone(store);
             tokio::spawn(async move { writing.write(store).await });
         }
         outcome.await.unwrap_or(Err(StoreError::WorkerGone))
     }
 
-    /// A writer task's work: records groups until the queue is empty, then gives its place
-    /// back and answers `true`. Whether it stops is decided under the lock every caller
+    /// A writer task's work: records the groups of `lane` until it is empty, then gives the
+    /// lane back and answers `true`. Whether it stops is decided under the lock every caller
     /// queues under, so a receipt is never left without a writer.
-    async fn write(&self, store: &dyn Store) -> bool {
+    async fn write(&self, lane: usize, store: &dyn Store) -> bool {
         loop {
             let group: Vec<(DeliveryReceipt, Reply)> = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = self.lanes[lane].lock().unwrap_or_else(|e| e.into_inner());
                 if state.waiting.is_empty() {
-                    state.writing -= 1;
+                    state.writing = false;
                     return true;
                 }
                 let take = state.waiting.len().min(MAX_GROUP);
@@ -198,20 +206,20 @@ async fn alone(store: &dyn Store, receipts: Vec<DeliveryReceipt>, replies: Vec<R
     }
 }
 
-/// A writer task's place in the count. It is given back when the queue is empty, or, if the
-/// task ends before that (it panicked, or its runtime shut down, maybe before it ever ran),
-/// when this is dropped; when no writer is left then, the receipts still queued are answered
-/// with an error rather than left waiting.
-struct Writing(Option<Arc<ReceiptQueue>>);
+/// A writer task's hold on its lane. It is given back when the lane is empty, or, if the task
+/// ends before that (it panicked, or its runtime shut down, maybe before it ever ran), when
+/// this is dropped; the receipts still queued in the lane are then answered with an error
+/// rather than left waiting.
+struct Writing(Option<(Arc<ReceiptQueue>, usize)>);
 
 impl Writing {
-    /// Records groups until the queue is empty (see [`ReceiptQueue::write`]).
+    /// Records the lane's groups until it is empty (see [`ReceiptQueue::write`]).
     async fn write(mut self, store: Arc<dyn Store>) {
-        let Some(queue) = self.0.clone() else {
+        let Some((queue, lane)) = self.0.clone() else {
             return;
         };
-        if queue.write(store.as_ref()).await {
-            // The place was given back with the empty queue in view.
+        if queue.write(lane, store.as_ref()).await {
+            // The lane was given back with its queue empty.
             self.0 = None;
         }
     }
@@ -219,14 +227,12 @@ impl Writing {
 
 impl Drop for Writing {
     fn drop(&mut self) {
-        let Some(queue) = self.0.take() else {
+        let Some((queue, lane)) = self.0.take() else {
             return;
         };
-        let mut state = queue.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.writing -= 1;
-        if state.writing == 0 {
-            // Dropping a reply answers its caller `WorkerGone`.
-            state.waiting.clear();
-        }
+        let mut state = queue.lanes[lane].lock().unwrap_or_else(|e| e.into_inner());
+        state.writing = false;
+        // Dropping a reply answers its caller `WorkerGone`.
+        state.waiting.clear();
     }
 }

@@ -50,6 +50,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use futures_util::pin_mut;
 use tokio_postgres::Row;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -267,10 +268,7 @@ impl LogRows {
     }
 
     /// Writes the rows, in the order they were gathered.
-    pub(super) async fn write(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn write(&self, tx: &impl GenericClient) -> Result<(), StoreError> {
         if self.ids.is_empty() {
             return Ok(());
         }

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::types::{Json, ToSql, Type};
 use uuid::Uuid;
@@ -298,10 +299,7 @@ impl Changes {
 
     /// Writes everything worked out: the messages changed (each only if still in the status
     /// it was read in), their log, opt-outs and the outcomes of parked receipts.
-    pub(super) async fn write(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn write(&self, tx: &impl GenericClient) -> Result<(), StoreError> {
         let mut changed: Vec<&Tracked> = self.messages.values().filter(|m| m.changed).collect();
         changed.sort_by_key(|m| m.id);
         tokio::try_join!(
@@ -314,10 +312,7 @@ impl Changes {
     }
 }
 
-async fn write_messages(
-    tx: &deadpool_postgres::Transaction<'_>,
-    messages: &[&Tracked],
-) -> Result<(), StoreError> {
+async fn write_messages(tx: &impl GenericClient, messages: &[&Tracked]) -> Result<(), StoreError> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -368,7 +363,7 @@ async fn write_messages(
 }
 
 async fn write_opt_outs(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     opt_outs: &BTreeMap<String, DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     if opt_outs.is_empty() {
@@ -392,7 +387,7 @@ async fn write_opt_outs(
 }
 
 async fn write_receipt_outcomes(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     outcomes: &[(i64, &'static str)],
 ) -> Result<(), StoreError> {
     if outcomes.is_empty() {
@@ -415,7 +410,7 @@ async fn write_receipt_outcomes(
 /// Stores new receipts, each with its outcome, in the order given (their ids follow it, and
 /// parked ones are applied in id order later).
 async fn insert_receipts(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     receipts: &[(&DeliveryReceipt, ReceiptOutcome)],
 ) -> Result<(), StoreError> {
     if receipts.is_empty() {
@@ -462,6 +457,113 @@ async fn insert_receipts(
     Ok(())
 }
 
+/// A connection in a transaction begun by hand (so that its `BEGIN` travels with the first
+/// statements instead of costing a round trip of its own). Dropped before its commit or
+/// rollback (a task ended half-way), it closes the connection instead of returning it to the
+/// pool in the middle of a transaction; the server then rolls the transaction back.
+struct Open(Option<deadpool_postgres::Object>);
+
+impl Open {
+    fn client(&self) -> &deadpool_postgres::Object {
+        self.0
+            .as_ref()
+            .expect("an open transaction has its connection")
+    }
+
+    async fn commit(mut self) -> Result<(), StoreError> {
+        let result = self.client().batch_execute("COMMIT").await;
+        if result.is_ok() {
+            // Back to the pool, the transaction over.
+            drop(self.0.take());
+        }
+        result.map_err(pg_error)
+    }
+
+    async fn roll_back(mut self) {
+        if self.client().batch_execute("ROLLBACK").await.is_ok() {
+            drop(self.0.take());
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// Begins a transaction on `client` and records `receipts` in it (see
+/// [`ReceiptStore::record_receipts`]), leaving the commit to the caller.
+async fn record_group(
+    client: &deadpool_postgres::Object,
+    lock: &tokio_postgres::Statement,
+    receipts: &[DeliveryReceipt],
+) -> Result<Vec<ReceiptOutcome>, StoreError> {
+    let sids: Vec<&str> = receipts.iter().map(|r| r.message_sid.as_str()).collect();
+    // Read for their values each time (unnamed statements): a plan cached while the tables
+    // were empty would scan them for good.
+    let messages_sql = format!(
+        "SELECT {TRACKED_COLUMNS} FROM messages WHERE provider_sid = ANY($1) ORDER BY id FOR UPDATE"
+    );
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&sids];
+    let typed_params: [(&(dyn ToSql + Sync), Type); 1] = [(&sids, Type::TEXT_ARRAY)];
+    let (begun, locked, messages, seen) = tokio::join!(
+        client.batch_execute("BEGIN"),
+        client.query(lock, &lock_params),
+        client.query_typed(&messages_sql, &typed_params),
+        client.query_typed(
+            "SELECT message_sid, provider_status FROM receipts WHERE message_sid = ANY($1)",
+            &typed_params,
+        ),
+    );
+    begun.map_err(pg_error)?;
+    locked.map_err(pg_error)?;
+    let (messages, seen) = (messages.map_err(pg_error)?, seen.map_err(pg_error)?);
+    let mut changes = Changes::default();
+    let mut by_sid: HashMap<String, Uuid> = HashMap::new();
+    for row in &messages {
+        let message = tracked_from_row(row)?;
+        if let Some(sid) = &message.provider_sid {
+            by_sid.insert(sid.clone(), message.id);
+        }
+        changes.messages.entry(message.id).or_insert(message);
+    }
+    let mut seen: HashSet<(String, String)> = seen
+        .iter()
+        .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
+        .collect::<Result<_, StoreError>>()?;
+    // In order, as if recorded one after another.
+    let mut outcomes = Vec::with_capacity(receipts.len());
+    let mut new = Vec::new();
+    for receipt in receipts {
+        let key = (receipt.message_sid.clone(), receipt.provider_status.clone());
+        if !seen.insert(key) {
+            outcomes.push(ReceiptOutcome::Duplicate);
+            continue;
+        }
+        let outcome = match by_sid.get(&receipt.message_sid) {
+            Some(id) => changes.apply(
+                *id,
+                receipt.status,
+                receipt.error_code.as_deref(),
+                receipt.unsubscribes_recipient(),
+                ts(receipt.received_at),
+            ),
+            None => ReceiptOutcome::Parked,
+        };
+        outcomes.push(outcome);
+        new.push((receipt, outcome));
+    }
+    // Sent together; when the insert fails, the write fails only because the transaction
+    // did, so the insert's error is the one to tell.
+    let (inserted, written) = tokio::join!(insert_receipts(client, &new), changes.write(client));
+    inserted?;
+    written?;
+    Ok(outcomes)
+}
+
 #[async_trait]
 impl ReceiptStore for PgStore {
     async fn record_receipt(
@@ -481,69 +583,22 @@ impl ReceiptStore for PgStore {
         if receipts.is_empty() {
             return Ok(Vec::new());
         }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let sids: Vec<&str> = receipts.iter().map(|r| r.message_sid.as_str()).collect();
-        // The SIDs' locks, then what the group needs to read under them, in one round trip:
-        // the server runs the three in the order sent, so both reads wait for the locks.
-        // The reads are planned for their values each time (unnamed statements): a plan
-        // cached while the tables were empty would scan them for good.
-        let lock = tx.prepare_cached(LOCK_SIDS).await.map_err(pg_error)?;
-        let messages_sql = format!(
-            "SELECT {TRACKED_COLUMNS} FROM messages WHERE provider_sid = ANY($1) ORDER BY id FOR UPDATE"
-        );
-        let lock_params: [&(dyn ToSql + Sync); 1] = [&sids];
-        let typed_params: [(&(dyn ToSql + Sync), Type); 1] = [(&sids, Type::TEXT_ARRAY)];
-        let (_, messages, seen) = tokio::try_join!(
-            tx.query(&lock, &lock_params),
-            tx.query_typed(&messages_sql, &typed_params),
-            tx.query_typed(
-                "SELECT message_sid, provider_status FROM receipts WHERE message_sid = ANY($1)",
-                &typed_params,
-            ),
-        )
-        .map_err(pg_error)?;
-        let mut changes = Changes::default();
-        let mut by_sid: HashMap<String, Uuid> = HashMap::new();
-        for row in &messages {
-            let message = tracked_from_row(row)?;
-            if let Some(sid) = &message.provider_sid {
-                by_sid.insert(sid.clone(), message.id);
+        let client = self.client().await?;
+        let lock = client.prepare_cached(LOCK_SIDS).await.map_err(pg_error)?;
+        // Three round trips, as webhooks wait for them: the transaction's start, the SIDs'
+        // locks and what the group reads under them go together (the server runs them in
+        // the order sent, so both reads wait for the locks); then the writes; then the
+        // commit. The transaction is held by `Open`, which gives the connection up rather
+        // than back to the pool if this ends half-way.
+        let open = Open(Some(client));
+        let outcomes = match record_group(open.client(), &lock, receipts).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                open.roll_back().await;
+                return Err(error);
             }
-            changes.messages.entry(message.id).or_insert(message);
-        }
-        let mut seen: HashSet<(String, String)> = seen
-            .iter()
-            .map(|row| Ok((get(row, 0)?, get(row, 1)?)))
-            .collect::<Result<_, StoreError>>()?;
-        // In order, as if recorded one after another.
-        let mut outcomes = Vec::with_capacity(receipts.len());
-        let mut new = Vec::new();
-        for receipt in receipts {
-            let key = (receipt.message_sid.clone(), receipt.provider_status.clone());
-            if !seen.insert(key) {
-                outcomes.push(ReceiptOutcome::Duplicate);
-                continue;
-            }
-            let outcome = match by_sid.get(&receipt.message_sid) {
-                Some(id) => changes.apply(
-                    *id,
-                    receipt.status,
-                    receipt.error_code.as_deref(),
-                    receipt.unsubscribes_recipient(),
-                    ts(receipt.received_at),
-                ),
-                None => ReceiptOutcome::Parked,
-            };
-            outcomes.push(outcome);
-            new.push((receipt, outcome));
-        }
-        // Sent together; when the insert fails, the write fails only because the
-        // transaction did, so the insert's error is the one to tell.
-        let (inserted, written) = tokio::join!(insert_receipts(&tx, &new), changes.write(&tx));
-        inserted?;
-        written?;
-        tx.commit().await.map_err(pg_error)?;
+        };
+        open.commit().await?;
         Ok(outcomes)
     }
 
