@@ -137,13 +137,15 @@ fn due_sql(since: &str) -> String {
     format!(
         "SELECT c.id, c.campaign_id, c.phone, c.body, c.content_sid, c.content_variables,
              c.status, c.attempts, c.sent_as, c.dispatched_at,
-             u.consent_state, u.timezone, u.last_inbound_at,
-             (SELECT COUNT(*) FROM messages x WHERE x.phone = c.phone AND x.id <> c.id
-                 AND x.dispatched_at > {since} AND x.status IN {released}),
-             (SELECT COUNT(*) FROM messages x WHERE x.phone = c.phone AND x.id <> c.id
-                 AND x.dispatched_at > {since} AND x.sent_as = 'template'
-                 AND x.status IN {released})
-         FROM claimed c LEFT JOIN users u ON u.phone = c.phone",
+             u.consent_state, u.timezone, u.last_inbound_at, k.recent, k.templates
+         FROM claimed c LEFT JOIN users u ON u.phone = c.phone
+         -- One pass over the recipient's messages (the unique (phone, run_seq) index) for
+         -- both counts.
+         CROSS JOIN LATERAL (
+             SELECT COUNT(*) AS recent,
+                    COUNT(*) FILTER (WHERE x.sent_as = 'template') AS templates
+             FROM messages x WHERE x.phone = c.phone AND x.id <> c.id
+                 AND x.dispatched_at > {since} AND x.status IN {released}) k",
         released = released()
     )
 }
