@@ -508,6 +508,18 @@ pub enum RunLease {
     Finished(u64),
 }
 
+impl RunLease {
+    /// The answer, from whether the caller's attempt took the lease and the run's recipient
+    /// count as stored (set once its fan-out is complete).
+    pub fn from_attempt(taken: bool, recipients: Option<i64>) -> Self {
+        match (taken, recipients) {
+            (true, _) => Self::Taken,
+            (false, Some(n)) => Self::Finished(n.max(0) as u64),
+            (false, None) => Self::HeldElsewhere,
+        }
+    }
+}
+
 /// A message as the fan-out writes it into the outbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
@@ -613,28 +625,28 @@ pub enum ReceiptOutcome {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait ReceiptStore: Send + Sync {
-    /// Stores a receipt and, in the same transaction, applies it to its message when the
-    /// status moves the message forward. A receipt that says the recipient unsubscribed at
+    /// Records `receipts` in one transaction, in order, answering an outcome each. Each is
+    /// stored once per (SID, status) and, in the same transaction, applied to its message
+    /// when the status moves the message forward; a repeat of an earlier one (stored before,
+    /// or earlier in the slice) is a [`Duplicate`](ReceiptOutcome::Duplicate), and one whose
+    /// SID is not recorded yet is parked. A receipt that says the recipient unsubscribed at
     /// the carrier ([`DeliveryReceipt::unsubscribes_recipient`], error 21610) also turns the
-    /// user to `OPT_OUT`, in the same transaction.
-    async fn record_receipt(&self, receipt: &DeliveryReceipt)
-    -> Result<ReceiptOutcome, StoreError>;
-
-    /// Records `receipts` as [`record_receipt`](Self::record_receipt) would one after another,
-    /// in order (a repeat of an earlier one in the slice is a
-    /// [`Duplicate`](ReceiptOutcome::Duplicate)), answering an outcome each; adapters commit
-    /// them together, in one transaction, so a burst of webhooks costs one commit, not one
-    /// each, and on failure record none of them (the default, for stores that cannot, records
-    /// them one by one and may stop part-way; recording a receipt again is harmless).
+    /// user to `OPT_OUT`. A burst of webhooks so costs one commit, not one each; on failure
+    /// none of them is recorded.
     async fn record_receipts(
         &self,
         receipts: &[DeliveryReceipt],
-    ) -> Result<Vec<ReceiptOutcome>, StoreError> {
-        let mut outcomes = Vec::with_capacity(receipts.len());
-        for receipt in receipts {
-            outcomes.push(self.record_receipt(receipt).await?);
-        }
-        Ok(outcomes)
+    ) -> Result<Vec<ReceiptOutcome>, StoreError>;
+
+    /// Records one receipt (see [`record_receipts`](Self::record_receipts)).
+    async fn record_receipt(
+        &self,
+        receipt: &DeliveryReceipt,
+    ) -> Result<ReceiptOutcome, StoreError> {
+        let mut outcomes = self.record_receipts(std::slice::from_ref(receipt)).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::database("a receipt was recorded without an outcome"))
     }
 
     /// Records that the provider accepted a message under `provider_sid` (moving it to

@@ -615,13 +615,7 @@ impl OutboxStore for PgStore {
             .await
             .map_err(pg_error)?
             .ok_or_else(|| StoreError::database(format!("no run {run}")))?;
-        let taken: bool = get(&row, 0)?;
-        let recipients: Option<i64> = get(&row, 1)?;
-        Ok(match (taken, recipients) {
-            (true, _) => RunLease::Taken,
-            (false, Some(n)) => RunLease::Finished(n.max(0) as u64),
-            (false, None) => RunLease::HeldElsewhere,
-        })
+        Ok(RunLease::from_attempt(get(&row, 0)?, get(&row, 1)?))
     }
 
     async fn release_run(&self, run: RunId, owner: &str) -> Result<(), StoreError> {

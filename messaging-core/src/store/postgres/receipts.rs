@@ -566,16 +566,6 @@ async fn record_group(
 
 #[async_trait]
 impl ReceiptStore for PgStore {
-    async fn record_receipt(
-        &self,
-        receipt: &DeliveryReceipt,
-    ) -> Result<ReceiptOutcome, StoreError> {
-        let mut outcomes = self.record_receipts(std::slice::from_ref(receipt)).await?;
-        outcomes
-            .pop()
-            .ok_or_else(|| StoreError::database("a receipt was recorded without an outcome"))
-    }
-
     async fn record_receipts(
         &self,
         receipts: &[DeliveryReceipt],

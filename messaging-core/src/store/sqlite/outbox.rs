@@ -221,19 +221,16 @@ impl OutboxStore for SqliteStore {
                 if taken > 0 {
                     return Ok(RunLease::Taken);
                 }
-                let recipients: Option<Option<i64>> = conn
+                let recipients: Option<i64> = conn
                     .query_row(
                         "SELECT recipients FROM campaign_runs WHERE id = ?",
                         [run.to_string()],
                         |row| row.get(0),
                     )
                     .optional()
-                    .map_err(db_error)?;
-                match recipients {
-                    None => Err(StoreError::database(format!("no run {run}"))),
-                    Some(Some(n)) => Ok(RunLease::Finished(n.max(0) as u64)),
-                    Some(None) => Ok(RunLease::HeldElsewhere),
-                }
+                    .map_err(db_error)?
+                    .ok_or_else(|| StoreError::database(format!("no run {run}")))?;
+                Ok(RunLease::from_attempt(false, recipients))
             })
             .await
     }

@@ -125,16 +125,6 @@ fn record(
 
 #[async_trait]
 impl ReceiptStore for SqliteStore {
-    async fn record_receipt(
-        &self,
-        receipt: &DeliveryReceipt,
-    ) -> Result<ReceiptOutcome, StoreError> {
-        let mut outcomes = self.record_receipts(std::slice::from_ref(receipt)).await?;
-        outcomes
-            .pop()
-            .ok_or_else(|| StoreError::database("a receipt was recorded without an outcome"))
-    }
-
     async fn record_receipts(
         &self,
         receipts: &[DeliveryReceipt],
